@@ -1,0 +1,1 @@
+"""productgan: controllable product image generation with JAX/Flax GANs."""
