@@ -1,0 +1,81 @@
+"""Every configuration field of productgan, documented. Other configs start from this one.
+
+Override any field on the command line, e.g. `--config.loss=hinge --config.batch_size=128`.
+"""
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+
+  # ---- Run ----
+  config.seed = 0                      # One PRNG seed for init, latents, attribute dropout, augmentation.
+  config.num_train_steps = 20_000      # Generator updates (one step = d_steps_per_g_step D updates + 1 G update).
+  config.batch_size = 64               # GLOBAL batch (summed over all devices and hosts); must divide by device count.
+
+  # ---- Periodic actions (in steps; 0 disables) ----
+  config.log_every_steps = 100         # Scalars (losses, D outputs, learning rates, input wait) to TensorBoard.
+  config.sample_every_steps = 1000     # Attribute sample grids (EMA generator) to TensorBoard and PNG.
+  config.checkpoint_every_steps = 1000 # Orbax checkpoint; the final step is always checkpointed.
+  config.eval_every_steps = 0          # Quality/control metrics (see `eval`); 0 = off.
+  config.max_checkpoints_to_keep = 3   # Latest checkpoints kept (the best-by-FID one is kept separately).
+
+  # ---- Data ----
+  config.data = ml_collections.ConfigDict()
+  config.data.name = 'synthetic_products'  # Any TFDS name: 'synthetic_products', a catalogue built by
+                                           # `python -m gan.data.catalog`, 'fashion_mnist', 'cifar10', ...
+  config.data.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data dir (None = TFDS default).
+  config.data.train_split = 'train'
+  config.data.eval_split = 'test'
+  config.data.resolution = 64          # Images are resized to this; the architecture is built for it.
+  config.data.attributes = ml_collections.config_dict.placeholder(tuple)  # ClassLabel features to condition
+                                       # on, in order; None = every ClassLabel feature of the dataset.
+  config.data.shuffle_buffer = 10_000
+  config.data.cache = True             # Cache decoded images in memory (small catalogues fit easily).
+  config.data.augment = ()             # tf.data ops by name, e.g. ('flip', 'zoom(max_scale=1.1)'); see gan/data/augment.py.
+  config.data.prefetch = 2             # Batches prefetched onto the devices.
+
+  # ---- Model ----
+  config.model = ml_collections.ConfigDict()
+  config.model.generator = 'dcgan'     # Registry name, see gan/models/__init__.py.
+  config.model.discriminator = 'dcgan'
+  config.model.latent_dim = 100
+  config.model.g_width = 64            # Channels of G's last hidden layer (x2 per layer towards the input).
+  config.model.d_width = 64            # Channels of D's first layer (x2 per layer).
+  config.model.d_norm = 'batch'        # Discriminator normalisation: 'batch' | 'spectral' | 'none'.
+  config.model.conditional = True      # Condition on the dataset's attributes (CBN in G, projection in D).
+  config.model.embed_dim = 128         # Attribute embedding width feeding G's conditional BatchNorm.
+  config.model.upsample_impl = 'default'    # Transposed-conv implementation (speed only; same parameters).
+  config.model.downsample_impl = 'default'  # Strided-conv implementation (speed only; same parameters).
+
+  # ---- Loss ----
+  config.loss = 'non_saturating'       # 'non_saturating' | 'hinge' | 'wasserstein' | 'least_squares'.
+  config.gp_weight = 10.0              # Gradient-penalty weight (used by 'wasserstein', i.e. WGAN-GP).
+  config.r1_weight = 0.0               # R1 penalty on real images (any loss); 0 = off.
+  config.d_steps_per_g_step = 1
+  config.attribute_dropout = 0.2       # Probability that each attribute is replaced by 'unspecified' in
+                                       # training, so users can fix some attributes and leave the rest to G.
+  config.diffaug = ''                  # DiffAugment policy inside the step, e.g. 'color,translation,cutout'.
+
+  # ---- Optimisers (Adam, one per network) ----
+  config.optim = ml_collections.ConfigDict()
+  config.optim.g_lr = 2e-4
+  config.optim.d_lr = 2e-4
+  config.optim.g_b1 = 0.5
+  config.optim.g_b2 = 0.999
+  config.optim.d_b1 = 0.5
+  config.optim.d_b2 = 0.999
+  config.optim.warmup_steps = 0        # Linear learning-rate warm-up (both networks).
+  config.ema_decay = 0.999             # EMA of G's weights; the EMA generator is used for all sampling.
+  config.ema_start_step = 0            # EMA copies G exactly until this step.
+
+  # ---- Sampling during training ----
+  config.sample = ml_collections.ConfigDict()
+  config.sample.standing_stats_batches = 4  # Batches used to re-estimate BatchNorm statistics for the EMA G.
+  config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid.
+
+  # ---- Evaluation (see gan/evaluation) ----
+  config.eval = ml_collections.ConfigDict()
+  config.eval.num_samples = 2000
+  config.eval.inception_weights = ml_collections.config_dict.placeholder(str)  # Local Inception-V3 weights file.
+  return config

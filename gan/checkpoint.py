@@ -1,0 +1,75 @@
+"""Thin orbax CheckpointManager wrapper: save, restore the newest intact checkpoint, fall back.
+
+Layout under the workdir:
+  checkpoints/<step>/state      the whole GANState (orbax StandardSave)
+  vocabulary.json               attribute names/values (written before the first checkpoint)
+"""
+import os
+from typing import Optional
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+
+CHECKPOINT_DIR = 'checkpoints'
+
+
+class CheckpointError(RuntimeError):
+  pass
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir) if '://' not in workdir else workdir, CHECKPOINT_DIR)
+
+
+class Checkpointer:
+  """Periodic/final checkpoints of GANState with restore-or-init and damaged-checkpoint fallback."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False):
+    self.directory = checkpoint_dir(workdir)
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                           read_only=read_only, enable_async_checkpointing=False)
+    self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=('state',))
+
+  def steps(self):
+    return sorted(self.manager.all_steps())
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state) -> None:
+    self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=True)
+    self.manager.wait_until_finished()
+
+  def restore(self, template, step: Optional[int] = None):
+    """Restores `step` (default: the newest checkpoint that reads back intact).
+
+    Returns (state, step) or (None, None) when there is no checkpoint. A damaged checkpoint is
+    skipped with a warning and left on disk untouched for inspection.
+    """
+    steps = self.steps()
+    if step is not None:
+      if step not in steps:
+        raise CheckpointError(f'No checkpoint for step {step} in {self.directory}; '
+                              f'available steps: {steps or "none"}.')
+      return self._restore(template, step), step
+    for candidate in reversed(steps):
+      try:
+        return self._restore(template, candidate), candidate
+      except Exception as e:  # orbax raises many types for damaged files; all mean "unreadable".
+        logging.warning('Checkpoint at step %d in %s is damaged or incomplete (%s: %s); '
+                        'falling back to an older one. It is left on disk untouched.',
+                        candidate, self.directory, type(e).__name__, e)
+    if steps:
+      raise CheckpointError(f'Every checkpoint in {self.directory} ({steps}) is damaged; nothing '
+                            'was deleted. Move the directory away to start fresh.')
+    return None, None
+
+  def _restore(self, template, step):
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract)))
+    return restored['state']
+
+  def close(self):
+    self.manager.close()

@@ -1,0 +1,61 @@
+"""GAN losses as pure functions of discriminator logits, plus gradient penalties.
+
+Each loss gives d_loss_real, d_loss_fake (D minimises their sum) and g_loss. Means are over the
+local batch; the train step pmeans them, which gives the global-batch mean.
+"""
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gan.registry import Registry
+
+LOSSES = Registry('loss')
+
+
+class GANLoss(NamedTuple):
+  d_real: Callable[[jnp.ndarray], jnp.ndarray]   # real logits -> scalar
+  d_fake: Callable[[jnp.ndarray], jnp.ndarray]   # fake logits -> scalar
+  g: Callable[[jnp.ndarray], jnp.ndarray]        # fake logits -> scalar
+  gradient_penalty: bool = False                 # WGAN-GP needs the interpolation penalty.
+
+
+LOSSES.register('non_saturating')(GANLoss(  # BCE of Goodfellow et al., -log D(G(z)) for G.
+    d_real=lambda r: jnp.mean(jax.nn.softplus(-r)),
+    d_fake=lambda f: jnp.mean(jax.nn.softplus(f)),
+    g=lambda f: jnp.mean(jax.nn.softplus(-f))))
+
+LOSSES.register('hinge')(GANLoss(  # Lim & Ye 2017; SNGAN, BigGAN.
+    d_real=lambda r: jnp.mean(jax.nn.relu(1.0 - r)),
+    d_fake=lambda f: jnp.mean(jax.nn.relu(1.0 + f)),
+    g=lambda f: -jnp.mean(f)))
+
+LOSSES.register('wasserstein')(GANLoss(  # Arjovsky et al. 2017, with the GP of Gulrajani et al.
+    d_real=lambda r: -jnp.mean(r),
+    d_fake=lambda f: jnp.mean(f),
+    g=lambda f: -jnp.mean(f),
+    gradient_penalty=True))
+
+LOSSES.register('least_squares')(GANLoss(  # Mao et al. 2017, a-b-c = 0-1-1.
+    d_real=lambda r: 0.5 * jnp.mean((r - 1.0) ** 2),
+    d_fake=lambda f: 0.5 * jnp.mean(f ** 2),
+    g=lambda f: 0.5 * jnp.mean((f - 1.0) ** 2)))
+
+
+def _input_gradients(d_fn, images):
+  return jax.grad(lambda x: jnp.sum(d_fn(x)))(images)
+
+
+def gradient_penalty(d_fn, real, fake, key):
+  """WGAN-GP: E[(||grad_x D(x_hat)||_2 - 1)^2] at random interpolates of real and fake."""
+  eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
+  interpolates = eps * real + (1.0 - eps) * fake
+  grads = _input_gradients(d_fn, interpolates)
+  norms = jnp.sqrt(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1) + 1e-12)
+  return jnp.mean((norms - 1.0) ** 2)
+
+
+def r1_penalty(d_fn, real):
+  """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] on real data; weight gamma/2 applied by caller."""
+  grads = _input_gradients(d_fn, real)
+  return jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1))

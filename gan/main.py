@@ -1,0 +1,36 @@
+"""Entry point: python -m gan.main --config=configs/dcgan_products.py [--workdir=DIR].
+
+Any config field can be overridden: --config.loss=hinge --config.batch_size=128.
+"""
+import os
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gan import train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Where checkpoints, summaries and samples go '
+                    '(default: workdirs/<config name>). A gs:// path works on Cloud TPU VMs.')
+config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
+flags.mark_flags_as_required(['config'])
+
+
+def default_workdir(config_path: str) -> str:
+  name = os.path.splitext(os.path.basename(config_path.split(':')[0]))[0]
+  return os.path.join('workdirs', name)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
+  logging.info('JAX process %d/%d, local devices: %s', jax.process_index(), jax.process_count(),
+               jax.local_devices())
+  logging.info('Workdir: %s', workdir)
+  train.train_and_evaluate(FLAGS.config, workdir)
+
+
+if __name__ == '__main__':
+  app.run(main)

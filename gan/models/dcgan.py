@@ -1,0 +1,90 @@
+"""DCGAN generator and discriminator (Radford et al. 2016), conditional on product attributes.
+
+With no attributes these are exactly the classic 64x64 DCGAN networks (same parameter count as
+the PyTorch reference). Resolution r >= 8 (power of two) uses log2(r) - 2 up/down-sampling layers.
+"""
+import math
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gan.models import downconv, upconv
+from gan.models.layers import AttributeEmbedding, ConditionalBatchNorm, ProjectionHead
+
+_INIT = nn.initializers.normal(0.02)  # DCGAN's N(0, 0.02) weight init.
+
+
+def num_resampling_layers(resolution: int) -> int:
+  if resolution < 8 or resolution & (resolution - 1):
+    raise ValueError(f'The DCGAN networks need a power-of-two resolution >= 8, got {resolution}. '
+                     'Set --config.data.resolution to 8, 16, 32, 64, 128, ...')
+  return int(math.log2(resolution)) - 2
+
+
+def _impl(registry, name, default):
+  return registry.get(default if name == 'default' else name)
+
+
+class DCGANGenerator(nn.Module):
+  resolution: int = 64
+  width: int = 64
+  num_classes: Sequence[int] = ()
+  embed_dim: int = 128
+  out_channels: int = 3
+  upsample_impl: str = 'default'
+  axis_name: Optional[str] = None
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, z, labels, train: bool = True):
+    n_up = num_resampling_layers(self.resolution)
+    channels = self.width * 2 ** (n_up - 1)
+    cond = None
+    if self.num_classes:
+      cond = AttributeEmbedding(self.num_classes, self.embed_dim, name='attributes')(labels)
+      z = jnp.concatenate([z, cond], axis=-1)
+    norm = lambda h, i: nn.relu(ConditionalBatchNorm(self.bn_momentum, self.axis_name,
+                                                     name=f'norm_{i}')(h, cond, train))
+    # A 4x4 transposed conv on a 1x1 input is exactly a dense layer to 4*4*C.
+    h = nn.Dense(4 * 4 * channels, use_bias=False, kernel_init=_INIT, name='project')(z)
+    h = norm(h.reshape(z.shape[0], 4, 4, channels), 0)
+    upsampler = _impl(upconv.UPSAMPLERS, self.upsample_impl, upconv.DEFAULT_UPSAMPLER)
+    for i in range(1, n_up):
+      channels //= 2
+      h = norm(upsampler(channels, use_bias=False, kernel_init=_INIT, name=f'up_{i}')(h), i)
+    h = upsampler(self.out_channels, use_bias=False, kernel_init=_INIT, name=f'up_{n_up}')(h)
+    return jnp.tanh(h)
+
+
+class DCGANDiscriminator(nn.Module):
+  resolution: int = 64
+  width: int = 64
+  num_classes: Sequence[int] = ()
+  norm: str = 'batch'  # 'batch' | 'spectral' | 'none'
+  downsample_impl: str = 'default'
+  axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, labels, train: bool = True):
+    n_down = num_resampling_layers(self.resolution)
+    downsampler = _impl(downconv.DOWNSAMPLERS, self.downsample_impl, downconv.DEFAULT_DOWNSAMPLER)
+    h = x
+    for i in range(n_down):
+      layer = downsampler(self.width * 2 ** i, use_bias=False, kernel_init=_INIT, name=f'down_{i}')
+      h = self._apply(layer, h, train, f'sn_down_{i}')
+      if self.norm == 'batch' and i > 0:  # DCGAN: no BatchNorm on the first layer.
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         axis_name=self.axis_name if train else None, name=f'bn_{i}')(h)
+      h = nn.leaky_relu(h, 0.2)
+    # The final 4x4 valid convolution to one logit is a dense layer on the flattened 4x4 map.
+    out = self._apply(nn.Dense(1, use_bias=False, kernel_init=_INIT, name='logit'),
+                      h.reshape(h.shape[0], -1), train, 'sn_logit')[:, 0]
+    if self.num_classes:
+      out = out + ProjectionHead(self.num_classes, name='projection')(jnp.sum(h, axis=(1, 2)), labels)
+    return out
+
+  def _apply(self, layer, h, train, sn_name):
+    if self.norm == 'spectral':
+      return nn.SpectralNorm(layer, name=sn_name)(h, update_stats=train)
+    return layer(h)

@@ -1,0 +1,65 @@
+"""Conditioning layers shared by the generators and discriminators.
+
+Label convention (see gan/data/vocab.py): labels are int [N, A]; value `num_classes[a]` means
+"unspecified" for attribute a.
+"""
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class AttributeEmbedding(nn.Module):
+  """Concatenated per-attribute embeddings; each attribute has a learned 'unspecified' row."""
+  num_classes: Sequence[int]
+  features: int
+
+  @nn.compact
+  def __call__(self, labels):
+    parts = [nn.Embed(n + 1, self.features, name=f'embed_{a}')(labels[:, a])
+             for a, n in enumerate(self.num_classes)]
+    return jnp.concatenate(parts, axis=-1)
+
+
+class ConditionalBatchNorm(nn.Module):
+  """BatchNorm whose scale and shift are predicted from a conditioning vector (de Vries et al. 2017).
+
+  With cond=None it is a plain BatchNorm with learned scale and shift. `axis_name` makes the
+  statistics cross-replica under pmap.
+  """
+  momentum: float = 0.9
+  axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, cond, train: bool):
+    conditional = cond is not None
+    x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-5,
+                     use_scale=not conditional, use_bias=not conditional,
+                     axis_name=self.axis_name if train else None, name='bn')(x)
+    if not conditional:
+      return x
+    channels = x.shape[-1]
+    # Gamma starts at 1 and beta at 0, so the layer starts as a plain BatchNorm.
+    gamma = nn.Dense(channels, kernel_init=nn.initializers.zeros, name='gamma')(cond)
+    beta = nn.Dense(channels, kernel_init=nn.initializers.zeros, name='beta')(cond)
+    return x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+
+
+class ProjectionHead(nn.Module):
+  """Projection discriminator term (Miyato & Koyama 2018), summed over attributes.
+
+  sum_a <embed_a(y_a), features>; an unspecified attribute contributes nothing, so a fully
+  unspecified label gives the unconditional discriminator.
+  """
+  num_classes: Sequence[int]
+
+  @nn.compact
+  def __call__(self, features, labels):
+    out = jnp.zeros(features.shape[:1], features.dtype)
+    for a, n in enumerate(self.num_classes):
+      label = labels[:, a]
+      embedding = nn.Embed(n + 1, features.shape[-1], embedding_init=nn.initializers.normal(0.02),
+                           name=f'project_{a}')(label)
+      specified = (label < n).astype(features.dtype)
+      out = out + specified * jnp.sum(embedding * features, axis=-1)
+    return out

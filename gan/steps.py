@@ -1,0 +1,197 @@
+"""Pure training and sampling steps. The only collectives are lax.pmean / axis_index over 'batch'.
+
+One training step = `d_steps_per_g_step` discriminator updates followed by one generator update.
+As in the classic DCGAN loop, the generator's forward pass of the last D update is reused for the
+G update (through jax.vjp), so G runs forward once per update, not twice.
+"""
+import functools
+from typing import Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan import losses as losses_lib
+from gan import parallel
+from gan.state import GANState
+
+AXIS = parallel.AXIS
+
+
+def drop_attributes(key, labels, num_classes, rate, axis_name=AXIS):
+  """Replaces each attribute by 'unspecified' (== num_classes[a]) with probability `rate`."""
+  if rate <= 0 or not num_classes:
+    return labels
+  drop = parallel.global_draw(key, lambda k, s: jax.random.bernoulli(k, rate, s), labels.shape,
+                              axis_name)
+  unspecified = jnp.asarray(num_classes, labels.dtype)[None, :]
+  return jnp.where(drop, unspecified, labels)
+
+
+def _all_finite(*trees):
+  leaves = [jnp.all(jnp.isfinite(x)) for t in trees for x in jax.tree_util.tree_leaves(t)]
+  return jnp.all(jnp.stack(leaves))
+
+
+def _ema(ema, new, decay):
+  return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
+
+
+def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_schedule,
+                    num_classes, augment_fn=None) -> Callable:
+  """Returns train_step(state, batch) -> (state, metrics), to be pmapped over axis 'batch'.
+
+  batch: {'image': float32 [b, H, W, 3] in [-1, 1], 'labels': int32 [b, A]} (this device's part).
+  augment_fn(images, key) -> images: DiffAugment applied to everything D sees (None = off).
+  """
+  loss = losses_lib.LOSSES.get(config.loss)
+  num_classes = tuple(num_classes) if config.model.conditional else ()
+  latent_dim = config.model.latent_dim
+  n_d = config.d_steps_per_g_step
+  if n_d < 1:
+    raise ValueError(f'd_steps_per_g_step must be >= 1, got {n_d}.')
+  gp_weight = config.gp_weight if loss.gradient_penalty else 0.0
+  r1_weight = config.r1_weight
+  augment = augment_fn or (lambda x, key: x)
+
+  def g_forward(g_params, g_stats, z, labels):
+    fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,
+                                    train=True, mutable=['batch_stats'])
+    return fake, updates['batch_stats']
+
+  def d_forward(d_params, d_stats, images, labels):
+    logits, updates = discriminator.apply({'params': d_params, 'batch_stats': d_stats}, images,
+                                          labels, train=True, mutable=['batch_stats'])
+    return logits, updates['batch_stats']
+
+  def d_update(state_d, fake, real, labels_real, labels_fake, key):
+    d_params, d_stats, d_opt_state = state_d
+    aug_key, gp_key = jax.random.split(parallel.device_key(key))
+    real_aug, fake_aug = augment(real, aug_key), augment(fake, aug_key)
+
+    def loss_fn(params):
+      real_logits, stats = d_forward(params, d_stats, real_aug, labels_real)
+      fake_logits, stats = d_forward(params, stats, fake_aug, labels_fake)
+      loss_real, loss_fake = loss.d_real(real_logits), loss.d_fake(fake_logits)
+      total = loss_real + loss_fake
+      aux = {'d_loss_real': loss_real, 'd_loss_fake': loss_fake,
+             'd_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
+      # Penalties run D without keeping its statistics updates: they probe D, not train its BN.
+      d_plain = lambda x, lab: d_forward(params, stats, x, lab)[0]
+      if gp_weight:
+        penalty = losses_lib.gradient_penalty(lambda x: d_plain(x, labels_fake), real_aug,
+                                              fake_aug, gp_key)
+        total += gp_weight * penalty
+        aux['gradient_penalty'] = penalty
+      if r1_weight:
+        penalty = losses_lib.r1_penalty(lambda x: d_plain(x, labels_real), real_aug)
+        total += 0.5 * r1_weight * penalty
+        aux['r1_penalty'] = penalty
+      aux['d_loss'] = total
+      return total, (stats, aux)
+
+    grads, (new_stats, aux) = jax.grad(loss_fn, has_aux=True)(d_params)
+    grads = jax.lax.pmean(grads, AXIS)
+    updates, new_opt_state = d_tx.update(grads, d_opt_state, d_params)
+    return (optax.apply_updates(d_params, updates), new_stats, new_opt_state), aux
+
+  def train_step(state: GANState, batch: Dict[str, jnp.ndarray]) -> Tuple[GANState, Dict]:
+    real, labels = batch['image'], batch['labels']
+    local_n = real.shape[0]
+    key = jax.random.fold_in(state.rng, state.step)
+    z_key, drop_real_key, drop_fake_key, d_key, g_key = jax.random.split(key, 5)
+    labels_real = drop_attributes(drop_real_key, labels, num_classes, config.attribute_dropout)
+    labels_fake = drop_attributes(drop_fake_key, labels, num_classes, config.attribute_dropout)
+    z_keys = jax.random.split(z_key, n_d)
+    d_keys = jax.random.split(d_key, n_d)
+    draw_z = lambda k: parallel.global_draw(k, jax.random.normal, (local_n, latent_dim))
+
+    state_d = (state.d_params, state.d_batch_stats, state.d_opt_state)
+    g_stats = state.g_batch_stats
+    for i in range(n_d - 1):  # Extra D updates, each on fresh fakes.
+      fake, g_stats = g_forward(state.g_params, g_stats, draw_z(z_keys[i]), labels_fake)
+      state_d, _ = d_update(state_d, fake, real, labels_real, labels_fake, d_keys[i])
+    # Last D update and the G update share one generator forward pass.
+    fake, g_vjp, g_stats = jax.vjp(
+        lambda p: g_forward(p, g_stats, draw_z(z_keys[-1]), labels_fake), state.g_params,
+        has_aux=True)
+    state_d, metrics = d_update(state_d, jax.lax.stop_gradient(fake), real, labels_real,
+                                labels_fake, d_keys[-1])
+    d_params, d_stats, d_opt_state = state_d
+
+    g_aug_key = parallel.device_key(g_key)
+
+    def g_loss_fn(fake_images):
+      logits, _ = d_forward(d_params, d_stats, augment(fake_images, g_aug_key), labels_fake)
+      return loss.g(logits)
+
+    g_loss, fake_grad = jax.value_and_grad(g_loss_fn)(fake)
+    (g_grads,) = g_vjp(fake_grad)
+    g_grads = jax.lax.pmean(g_grads, AXIS)
+    g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, g_updates)
+
+    decay = jnp.where(state.step < config.ema_start_step, 0.0, config.ema_decay)
+    new_state = state.replace(
+        step=state.step + 1, g_params=g_params, g_batch_stats=g_stats, d_params=d_params,
+        d_batch_stats=d_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+        ema_params=_ema(state.ema_params, g_params, decay))
+    metrics = dict(metrics, g_loss=g_loss)
+    metrics = jax.lax.pmean(metrics, AXIS)
+    # A non-finite loss or parameter never enters the state: the step is refused and reported.
+    finite = _all_finite(metrics, g_params, d_params)
+    new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+    metrics['finite'] = finite.astype(jnp.float32)
+    metrics['g_learning_rate'] = g_schedule(state.step)
+    metrics['d_learning_rate'] = d_schedule(state.step)
+    return new_state, metrics
+
+  return train_step
+
+
+def pmap_train_step(train_step: Callable) -> Callable:
+  """State and metrics are identical on every device (pmean'd), so they travel unreplicated."""
+  return jax.pmap(train_step, axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None))
+
+
+def random_labels(key, n, num_classes, dropout):
+  """Uniform attribute labels, each unspecified with probability `dropout`."""
+  if not num_classes:
+    return jnp.zeros((n, 0), jnp.int32)
+  keys = jax.random.split(key, len(num_classes) + 1)
+  cols = [jax.random.randint(keys[a], (n,), 0, c) for a, c in enumerate(num_classes)]
+  labels = jnp.stack(cols, axis=1).astype(jnp.int32)
+  drop = jax.random.bernoulli(keys[-1], dropout, labels.shape)
+  return jnp.where(drop, jnp.asarray(num_classes, jnp.int32)[None], labels)
+
+
+def make_standing_stats_fn(stats_generator, config, num_classes) -> Callable:
+  """standing(ema_params, g_batch_stats, key) -> BatchNorm statistics for the EMA generator.
+
+  EMA weights never ran in training, so the training G's running statistics do not fit them. We
+  re-estimate ("standing statistics", BigGAN) from one large batch of random latents and labels.
+  `stats_generator` must be built with bn_momentum=0 so the result is exactly that batch's statistics.
+  """
+  num_classes = tuple(num_classes) if config.model.conditional else ()
+  n = config.sample.standing_stats_batches * config.batch_size
+
+  @jax.jit
+  def standing(ema_params, g_batch_stats, key):
+    z_key, label_key = jax.random.split(key)
+    z = jax.random.normal(z_key, (n, config.model.latent_dim))
+    labels = random_labels(label_key, n, num_classes, config.attribute_dropout)
+    _, updates = stats_generator.apply({'params': ema_params, 'batch_stats': g_batch_stats}, z,
+                                       labels, train=True, mutable=['batch_stats'])
+    return updates['batch_stats']
+
+  return standing
+
+
+def make_sample_fn(generator) -> Callable:
+  """sample(params, batch_stats, z, labels) -> images in [-1, 1] (eval mode, jitted)."""
+
+  @jax.jit
+  def sample(params, batch_stats, z, labels):
+    return generator.apply({'params': params, 'batch_stats': batch_stats}, z, labels, train=False)
+
+  return sample

@@ -1,0 +1,206 @@
+"""The training driver: the only place with I/O. train_and_evaluate(config, workdir)."""
+import functools
+import json
+import os
+import time
+from typing import Dict, List
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from clu import metric_writers, periodic_actions
+
+from gan import checkpoint as checkpoint_lib
+from gan import losses as losses_lib
+from gan import optim, parallel, samples, state as state_lib, steps
+from gan.data import augment as augment_lib
+from gan.data import diffaug
+from gan.data import pipeline
+from gan.models import build_models
+from gan.models.dcgan import num_resampling_layers
+
+
+class DivergenceError(RuntimeError):
+  """A loss or parameter became NaN/Inf; the last good checkpoint stays the latest."""
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Catches configuration mistakes before any work is done, each with a clear message."""
+  losses_lib.LOSSES.get(config.loss)
+  build_models(config, num_classes=())  # Unknown model / normalisation names raise here.
+  num_resampling_layers(config.data.resolution)
+  parallel.per_device_batch_size(config.batch_size)
+  if config.d_steps_per_g_step < 1:
+    raise ValueError(f'd_steps_per_g_step must be >= 1, got {config.d_steps_per_g_step}.')
+  if not 0.0 <= config.attribute_dropout < 1.0:
+    raise ValueError(f'attribute_dropout must be in [0, 1), got {config.attribute_dropout}.')
+  if config.num_train_steps < 1:
+    raise ValueError(f'num_train_steps must be >= 1, got {config.num_train_steps}.')
+  diffaug.parse_policy(config.diffaug)
+
+
+def make_augment_fns(config, vocabulary):
+  """(tf.data per-image augmentation or None, in-step DiffAugment or None)."""
+  conditioned = vocabulary.names if config.model.conditional else ()
+  tf_augment = augment_lib.build_augment(list(config.data.augment), conditioned) \
+      if config.data.augment else None
+  policy = config.diffaug
+  step_augment = (lambda x, key: diffaug.diff_augment(x, key, policy)) if policy else None
+  return tf_augment, step_augment
+
+
+class SampleWriter:
+  """Draws the fixed attribute grids with the EMA generator; TensorBoard images + PNG files."""
+
+  def __init__(self, config, vocabulary, workdir, writer):
+    self.config, self.writer, self.workdir = config, writer, workdir
+    num_classes = vocabulary.num_classes
+    generator, _ = build_models(config, num_classes)
+    stats_generator = generator.clone(bn_momentum=0.0)
+    self.sample = steps.make_sample_fn(generator)
+    self.standing = steps.make_standing_stats_fn(stats_generator, config, num_classes)
+    if not config.model.conditional:
+      vocabulary = vocabulary.from_dict({})
+    self.grids = samples.grid_specs(vocabulary, tuple(config.sample.grid_attributes))
+    key = jax.random.PRNGKey(config.seed + 1)
+    self.latents = [jax.random.normal(jax.random.fold_in(key, i),
+                                      (g.rows * g.cols, config.model.latent_dim))
+                    for i, g in enumerate(self.grids)]
+    self.stats_key = jax.random.PRNGKey(config.seed + 2)
+
+  def with_standing_stats(self, state):
+    return state.replace(ema_batch_stats=self.standing(state.ema_params, state.g_batch_stats,
+                                                       self.stats_key))
+
+  def write(self, step: int, state) -> List[str]:
+    images, paths = {}, []
+    for grid, z in zip(self.grids, self.latents):
+      out = self.sample(state.ema_params, state.ema_batch_stats, z, jnp.asarray(grid.labels))
+      tiled = samples.tile(samples.to_uint8(out), grid.rows, grid.cols)
+      images[f'samples/{grid.name}'] = tiled[None]
+      if jax.process_index() == 0:
+        paths.append(samples.save_png(
+            tiled, os.path.join(self.workdir, 'samples', f'{grid.name}_{step:07d}.png')))
+    self.writer.write_images(step, images)
+    return paths
+
+
+def _save_run_metadata(workdir, config, vocabulary):
+  if jax.process_index() != 0:
+    return
+  tf.io.gfile.makedirs(workdir)
+  vocabulary.save(workdir)
+  with tf.io.gfile.GFile(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def _mean_metrics(history: List[Dict]) -> Dict[str, float]:
+  stacked = jax.device_get(history)
+  return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+  """Trains (resuming from the workdir's latest intact checkpoint) and returns the final state."""
+  validate_config(config)
+  tf.config.set_visible_devices([], 'GPU')  # tf.data only; keep TF off the accelerators.
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() != 0)
+
+  spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes)
+  vocabulary = spec.vocabulary
+  num_classes = vocabulary.num_classes
+  logging.info('Dataset %s: %d training images; attributes %s', config.data.name,
+               spec.num_examples(config.data.train_split),
+               {n: len(v) for n, v in vocabulary.attributes})
+  _save_run_metadata(workdir, config, vocabulary)
+
+  generator, discriminator = build_models(config, num_classes, axis_name=parallel.AXIS)
+  (g_tx, g_schedule), (d_tx, d_schedule) = optim.build_optimizers(config)
+  state = state_lib.create_state(config, generator, discriminator, g_tx, d_tx, num_classes,
+                                 config.seed)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, config.max_checkpoints_to_keep)
+  restored, restored_step = checkpointer.restore(state)
+  if restored is not None:
+    state = restored
+    logging.info('Resumed from the checkpoint at step %d in %s.', restored_step,
+                 checkpointer.directory)
+  start_step = int(state.step)
+  logging.info('G: %d parameters, D: %d parameters.', state_lib.count_params(state.g_params),
+               state_lib.count_params(state.d_params))
+
+  tf_augment, step_augment = make_augment_fns(config, vocabulary)
+  train_step = steps.make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule,
+                                     d_schedule, num_classes, augment_fn=step_augment)
+  p_train_step = steps.pmap_train_step(train_step)
+  batches = pipeline.sharded_batches(pipeline.train_dataset(
+      spec, config, start_step=start_step, augment_fn=tf_augment))
+  sampler = SampleWriter(config, vocabulary, workdir, writer)
+
+  if start_step == 0:
+    writer.write_hparams({k: v for k, v in _flatten(config).items()})
+  hooks = []
+  if jax.process_index() == 0:
+    hooks.append(periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
+                                                 writer=writer, every_secs=30))
+
+  def every(n, step):
+    return n and step % n == 0
+
+  history, input_wait, interval_start = [], 0.0, time.perf_counter()
+  step = start_step
+  with metric_writers.ensure_flushes(writer):
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      t = time.perf_counter()
+      batch = next(batches)
+      input_wait += time.perf_counter() - t
+      new_state, metrics = p_train_step(state, batch)
+      if not bool(metrics['finite']):
+        raise DivergenceError(_divergence_message(step, metrics, checkpointer.latest_step()))
+      state = new_state
+      history.append(metrics)
+      for hook in hooks:
+        hook(step)
+      if every(config.log_every_steps, step) or step == config.num_train_steps:
+        scalars = _mean_metrics(history)
+        scalars.pop('finite')
+        elapsed = time.perf_counter() - interval_start
+        scalars['input_wait_fraction'] = input_wait / max(elapsed, 1e-9)
+        writer.write_scalars(step, scalars)
+        history, input_wait, interval_start = [], 0.0, time.perf_counter()
+      is_last = step == config.num_train_steps
+      if every(config.sample_every_steps, step) or every(config.checkpoint_every_steps, step) \
+          or is_last:
+        state = sampler.with_standing_stats(state)
+      if every(config.sample_every_steps, step) or is_last:
+        sampler.write(step, state)
+      if every(config.checkpoint_every_steps, step) or is_last:
+        checkpointer.save(step, state)
+  if start_step >= config.num_train_steps:
+    logging.info('Nothing to do: the checkpoint is at step %d >= num_train_steps=%d.', start_step,
+                 config.num_train_steps)
+  checkpointer.close()
+  writer.flush()
+  return state
+
+
+def _divergence_message(step, metrics, last_checkpoint):
+  values = {k: float(v) for k, v in jax.device_get(metrics).items() if k != 'finite'}
+  bad = [k for k, v in values.items() if not np.isfinite(v)] or ['generator/discriminator parameters']
+  return (f'Training diverged at step {step}: non-finite {", ".join(bad)} (metrics: {values}). '
+          f'The update was not applied; the last good checkpoint is step {last_checkpoint}. '
+          'Lower the learning rates (--config.optim.d_lr / g_lr), try --config.loss=hinge with '
+          "--config.model.d_norm=spectral, or resume from that checkpoint with another seed.")
+
+
+def _flatten(config, prefix=''):
+  out = {}
+  for k, v in config.items():
+    if isinstance(v, ml_collections.ConfigDict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    elif isinstance(v, (int, float, str, bool)):
+      out[f'{prefix}{k}'] = v
+    else:
+      out[f'{prefix}{k}'] = str(v)
+  return out

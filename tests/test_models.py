@@ -1,0 +1,102 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from gan import optim
+from gan import state as state_lib
+from gan.models import build_models
+
+# The classic PyTorch DCGAN (nz=100, ngf=ndf=64) has exactly these parameter counts.
+TORCH_DCGAN_G_PARAMS = 3_576_704
+TORCH_DCGAN_D_PARAMS = 2_765_568
+
+
+def _state(config, num_classes):
+  g, d = build_models(config, num_classes)
+  (g_tx, _), (d_tx, _) = optim.build_optimizers(config)
+  return g, d, state_lib.create_state(config, g, d, g_tx, d_tx, num_classes, 0)
+
+
+def test_unconditional_dcgan_matches_reference_parameter_counts():
+  config = default.get_config()
+  config.model.conditional = False
+  _, _, state = _state(config, ())
+  assert state_lib.count_params(state.g_params) == TORCH_DCGAN_G_PARAMS
+  assert state_lib.count_params(state.d_params) == TORCH_DCGAN_D_PARAMS
+
+
+@pytest.mark.parametrize('resolution,d_norm', [(8, 'batch'), (16, 'spectral'), (32, 'none')])
+def test_conditional_shapes(resolution, d_norm):
+  config = default.get_config()
+  config.data.resolution = resolution
+  config.model.g_width = config.model.d_width = 8
+  config.model.d_norm = d_norm
+  num_classes = (3, 4)
+  g, d, state = _state(config, num_classes)
+  z = jax.random.normal(jax.random.PRNGKey(0), (5, config.model.latent_dim))
+  labels = jnp.array([[0, 1], [2, 4], [3, 0], [1, 3], [3, 4]], jnp.int32)  # 3/4 = unspecified
+  images = g.apply({'params': state.g_params, 'batch_stats': state.g_batch_stats}, z, labels,
+                   train=False)
+  assert images.shape == (5, resolution, resolution, 3)
+  assert float(jnp.max(jnp.abs(images))) <= 1.0
+  logits = d.apply({'params': state.d_params, 'batch_stats': state.d_batch_stats}, images, labels,
+                   train=False)
+  assert logits.shape == (5,)
+  has_sn = any('sigma' in '/'.join(map(str, p)) for p, _ in
+               jax.tree_util.tree_leaves_with_path(state.d_batch_stats))
+  assert has_sn == (d_norm == 'spectral')
+
+
+def test_labels_change_the_generated_image():
+  config = default.get_config()
+  config.data.resolution = 16
+  config.model.g_width = 8
+  g, _, state = _state(config, (3,))
+  # Conditional BN starts as plain BN (zero-initialised gamma/beta); perturb it to see the effect.
+  params = jax.tree_util.tree_map(
+      lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), state.g_params)
+  z = jnp.ones((2, config.model.latent_dim))
+  out = g.apply({'params': params, 'batch_stats': state.g_batch_stats}, z,
+                jnp.array([[0], [1]], jnp.int32), train=False)
+  assert float(jnp.mean(jnp.abs(out[0] - out[1]))) > 1e-3
+
+
+def test_unspecified_attribute_adds_no_projection():
+  config = default.get_config()
+  config.data.resolution = 8
+  config.model.d_width = 4
+  _, d, state = _state(config, (2,))
+  variables = {'params': state.d_params, 'batch_stats': state.d_batch_stats}
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+  unconditional = d.clone(num_classes=())
+  base = unconditional.apply({'params': {k: v for k, v in state.d_params.items()
+                                         if k != 'projection'},
+                              'batch_stats': state.d_batch_stats}, x, None, train=False)
+  out = d.apply(variables, x, jnp.array([[2], [2]], jnp.int32), train=False)
+  np.testing.assert_allclose(out, base, rtol=1e-6)
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('model.generator', 'stylegan9', 'Valid generator names: dcgan'),
+    ('model.discriminator', 'x', 'Valid discriminator names: dcgan'),
+    ('model.d_norm', 'layer', "Valid d_norm names: batch, spectral, none"),
+    ('model.upsample_impl', 'magic', 'Valid upsampling implementation names'),
+])
+def test_unknown_names_list_valid_ones(field, value, match):
+  config = default.get_config()
+  section, key = field.split('.')
+  config[section][key] = value
+  with pytest.raises(ValueError, match=match):
+    g, d = build_models(config, (2,))
+    g.init(jax.random.PRNGKey(0), jnp.zeros((1, 100)), jnp.zeros((1, 1), jnp.int32))
+
+
+@pytest.mark.parametrize('resolution', [4, 48, 0])
+def test_bad_resolution(resolution):
+  config = default.get_config()
+  config.data.resolution = resolution
+  g, _ = build_models(config, ())
+  with pytest.raises(ValueError, match='power-of-two resolution'):
+    g.init(jax.random.PRNGKey(0), jnp.zeros((1, 100)), None)
