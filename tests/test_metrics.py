@@ -194,9 +194,9 @@ def test_nearest_neighbour_distances_hand_made():
   refs = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
   queries = np.array([[1.0, 0.0], [9.0, 1.0], [0.0, 0.0], [5.0, 5.0]])
   expected = [1.0, np.sqrt(2.0), 0.0, np.sqrt(50.0)]
-  np.testing.assert_allclose(metrics.nearest_neighbour_distances(queries, refs), expected, atol=1e-12)
-  np.testing.assert_allclose(metrics.nearest_neighbour_distances(queries, refs, batch=1), expected,
-                             atol=1e-12)
+  for batch in (1, 3, 1024):
+    np.testing.assert_allclose(metrics.nearest_neighbour_distances(queries, refs, batch=batch),
+                               expected, atol=1e-12)
 
 
 def test_nearest_neighbour_distances_flags_copies():

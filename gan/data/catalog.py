@@ -584,8 +584,8 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
   except ValueError as e:
     raise CatalogError(str(e)) from None
   holdout = _check_holdout(holdout)
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-    raise CatalogError(f'--seed must be an integer; got {seed!r}.')
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    raise CatalogError(f'--seed must be an integer >= 0; got {seed!r}.')
   name = _check_name(name)
   source = os.path.abspath(os.path.expanduser(os.fspath(source)))
   if not os.path.isdir(source):
@@ -626,6 +626,7 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
                       'images: an ID column rather than an attribute? Remove it from the CSV.')
   stratum = CATEGORY if CATEGORY in vocabulary else next(iter(vocabulary))
   assigned = assign_splits([e.attrs[stratum] for e in examples], holdout, seed)
+  index = {f: {v: i for i, v in enumerate(names)} for f, names in vocabulary.items()}
   rng = np.random.default_rng(seed + 1)
   split_of = {}
   splits = {}
@@ -635,11 +636,12 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
       continue
     members = [members[i] for i in rng.permutation(len(members))]  # Mixed file order.
     split_of.update({e.path: split for e in members})
-    splits[split] = [dict({'image': e.png}, **{f: vocabulary[f].index(e.attrs[f])
-                                                 for f in vocabulary}) for e in members]
-  if holdout > 0 and 'test' not in splits:
-    warnings.append('no image could be held out (too few images per category): the '
-                    'dataset has no test split')
+    splits[split] = [dict({'image': e.png}, **{f: index[f][e.attrs[f]] for f in vocabulary})
+                     for e in members]
+  if 'test' not in splits:
+    warnings.append('the dataset has no test split (' + (
+        '--holdout 0' if holdout == 0 else 'too few images per category to hold one out')
+                    + '): evaluation on split "test" will fail')
   counts = {f: {v: {s: 0 for s in splits} for v in names} for f, names in vocabulary.items()}
   for e in examples:
     for f in vocabulary:

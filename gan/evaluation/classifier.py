@@ -132,7 +132,7 @@ def _check_labels(labels, num_images: int, num_classes: Sequence[int]) -> np.nda
     raise ValueError(f'labels must be integers, got dtype {labels.dtype}.')
   for a, n in enumerate(num_classes):
     col = labels[:, a]
-    if col.min() < -1 or col.max() >= n:
+    if col.size and (col.min() < -1 or col.max() >= n):
       raise ValueError(f'labels[:, {a}] has values in [{col.min()}, {col.max()}] but attribute {a} '
                        f'has {n} classes; valid values are 0..{n - 1}, or -1 for unknown.')
   return labels.astype(np.int32)
@@ -214,7 +214,8 @@ class ClassifierBundle:
     return self._run(images, batch_size)[1]
 
 
-def evaluate_accuracy(bundle: ClassifierBundle, images, labels, batch_size: int = 256) -> List[float]:
+def evaluate_accuracy(bundle: ClassifierBundle, images, labels,
+                      batch_size: int = 256) -> List[float]:
   """Per-attribute accuracy of `bundle` on labelled images (labels -1 ignored; NaN if none)."""
   images = _check_images(images)
   labels = _check_labels(labels, images.shape[0], bundle.num_classes)
@@ -222,7 +223,8 @@ def evaluate_accuracy(bundle: ClassifierBundle, images, labels, batch_size: int 
   accs = []
   for a in range(len(bundle.num_classes)):
     known = labels[:, a] >= 0
-    accs.append(float(np.mean(preds[known, a] == labels[known, a])) if known.any() else float('nan'))
+    hits = preds[known, a] == labels[known, a]
+    accs.append(float(np.mean(hits)) if known.any() else float('nan'))
   return accs
 
 
@@ -244,12 +246,12 @@ def _loss(logits: Sequence[jnp.ndarray], labels: jnp.ndarray) -> jnp.ndarray:
   return total / len(logits)
 
 
-def _make_train_step(model: AttributeClassifier, augment: bool):
+def _make_train_step(model: AttributeClassifier):
   @jax.jit
-  def step(state: _TrainState, x, labels, rng):
-    if augment:  # horizontal flip only: it must not change any attribute
-      flip = jax.random.bernoulli(rng, 0.5, (x.shape[0],))
-      x = jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
+  def step(state: _TrainState, x, labels, flip):
+    # Horizontal flips (mask drawn on the host: keeps threefry out of the step,
+    # whose compile is slow on XLA CPU). They must not change any attribute.
+    x = jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
 
     def loss_fn(params):
       (_, logits), updates = model.apply(
@@ -261,6 +263,35 @@ def _make_train_step(model: AttributeClassifier, augment: bool):
     state = state.apply_gradients(grads=grads, batch_stats=updates['batch_stats'])
     return state, loss
   return step
+
+
+def init_variables(model: AttributeClassifier, input_shape: Sequence[int], seed: int = 0):
+  """Flax-default initial variables, drawn with numpy.
+
+  Same distributions as `model.init` (lecun-normal truncated kernels, zero
+  biases, unit BatchNorm scales and variances) but without compiling
+  threefry: on XLA CPU the jitted `model.init` of this network takes tens of
+  seconds to compile, this takes milliseconds.
+  """
+  shapes = jax.eval_shape(functools.partial(model.init, train=False), jax.random.PRNGKey(0),
+                          jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
+  rng = np.random.default_rng(seed)
+
+  def init_leaf(path, leaf):
+    name = path[-1].key
+    if name == 'kernel':  # lecun_normal: truncated normal, variance 1 / fan_in
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      std = np.sqrt(1.0 / fan_in) / .87962566103423978  # std of N(0,1) truncated at +-2
+      value = rng.standard_normal(leaf.shape)
+      while (bad := np.abs(value) > 2).any():
+        value[bad] = rng.standard_normal(int(bad.sum()))
+      return (value * std).astype(leaf.dtype)
+    if name in ('bias', 'mean'):
+      return np.zeros(leaf.shape, leaf.dtype)
+    if name in ('scale', 'var'):
+      return np.ones(leaf.shape, leaf.dtype)
+    raise ValueError(f'No numpy initializer for variable {jax.tree_util.keystr(path)}.')
+  return jax.tree_util.tree_map_with_path(init_leaf, shapes)
 
 
 def train_classifier(images, labels, num_classes: Sequence[int], *, steps: int,
@@ -287,40 +318,39 @@ def train_classifier(images, labels, num_classes: Sequence[int], *, steps: int,
     A ClassifierBundle in eval mode; the resolution is the training images' (H, W).
   """
   images = _check_images(images)
-  num_classes = tuple(int(n) for n in num_classes)
-  if not num_classes or min(num_classes) < 2:
-    raise ValueError(f'num_classes needs one entry >= 2 per attribute, got {num_classes}.')
-  labels = _check_labels(labels, images.shape[0], num_classes)
-  if steps < 1:
-    raise ValueError(f'steps must be >= 1, got {steps}.')
   n = images.shape[0]
   if n < 1:
     raise ValueError('images is empty; need at least one labelled image.')
+  num_classes = tuple(int(c) for c in num_classes)
+  if not num_classes or min(num_classes) < 2:
+    raise ValueError(f'num_classes needs one entry >= 2 per attribute, got {num_classes}.')
+  labels = _check_labels(labels, n, num_classes)
+  if steps < 1:
+    raise ValueError(f'steps must be >= 1, got {steps}.')
   batch_size = min(int(batch_size), n)
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
 
   model = AttributeClassifier(num_classes, width, feature_dim)
-  init_rng, aug_rng = jax.random.split(jax.random.PRNGKey(seed))
-  dummy = jnp.zeros((1,) + images.shape[1:], jnp.float32)
-  variables = jax.jit(functools.partial(model.init, train=False))(init_rng, dummy)
+  np_rng = np.random.default_rng(seed)
+  variables = init_variables(model, (1,) + images.shape[1:], seed)
   schedule = optax.warmup_cosine_decay_schedule(
       0.0, learning_rate, warmup_steps=max(1, min(100, steps // 10)), decay_steps=steps,
       end_value=learning_rate * 0.01)
-  state = _TrainState.create(apply_fn=model.apply, params=variables['params'],
-                             batch_stats=variables['batch_stats'],
-                             tx=optax.adamw(schedule, weight_decay=weight_decay))
-  step_fn = _make_train_step(model, augment)
+  tx = optax.adamw(schedule, weight_decay=weight_decay)
+  state = _TrainState(step=0, apply_fn=model.apply, params=variables['params'], tx=tx,
+                      opt_state=jax.jit(tx.init)(variables['params']),
+                      batch_stats=variables['batch_stats'])
+  step_fn = _make_train_step(model)
 
-  np_rng = np.random.default_rng(seed)
   perm, pos = np_rng.permutation(n), 0
   for step in range(steps):
     if pos + batch_size > n:
       perm, pos = np_rng.permutation(n), 0
     idx = np.sort(perm[pos:pos + batch_size])
     pos += batch_size
-    state, loss = step_fn(state, to_model_input(images[idx]), labels[idx],
-                          jax.random.fold_in(aug_rng, step))
+    flip = (np_rng.random(batch_size) < 0.5) & augment
+    state, loss = step_fn(state, to_model_input(images[idx]), labels[idx], flip)
     if log_every and (step + 1) % log_every == 0:
       loss = float(loss)
       if not np.isfinite(loss):

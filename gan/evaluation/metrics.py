@@ -88,11 +88,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
   sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
   sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
   if mu1.shape != mu2.shape or mu1.ndim != 1:
-    raise ValueError(f'Mean vectors must be 1-D with equal shapes, got {mu1.shape} and {mu2.shape}.')
+    raise ValueError(
+        f'Mean vectors must be 1-D with equal shapes, got {mu1.shape} and {mu2.shape}.')
   d = mu1.shape[0]
   if sigma1.shape != (d, d) or sigma2.shape != (d, d):
     raise ValueError(
-        f'Covariances must be [{d}, {d}] to match the means, got {sigma1.shape} and {sigma2.shape}.')
+        f'Covariances must be [{d}, {d}] to match the means, got {sigma1.shape} and '
+        f'{sigma2.shape}.')
 
   diff = mu1 - mu2
   covmean = _sqrtm(sigma1.dot(sigma2))
@@ -198,7 +200,8 @@ def _squared_norms(x: np.ndarray) -> np.ndarray:
   return np.einsum('ij,ij->i', x, x)
 
 
-def _squared_distances(q: np.ndarray, q_sq: np.ndarray, r: np.ndarray, r_sq: np.ndarray) -> np.ndarray:
+def _squared_distances(q: np.ndarray, q_sq: np.ndarray, r: np.ndarray,
+                       r_sq: np.ndarray) -> np.ndarray:
   """Pairwise squared Euclidean distances [len(q), len(r)], clipped at 0."""
   d = q_sq[:, None] - 2.0 * (q @ r.T) + r_sq[None, :]
   return np.maximum(d, 0.0)
