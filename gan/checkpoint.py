@@ -2,6 +2,7 @@
 
 Layout under the workdir:
   checkpoints/<step>/state      the whole GANState (orbax StandardSave)
+  best_checkpoint/<step>/state  the best checkpoint by FID (when evaluation is on)
   vocabulary.json               attribute names/values (written before the first checkpoint)
 """
 import os
@@ -12,21 +13,23 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 CHECKPOINT_DIR = 'checkpoints'
+BEST_CHECKPOINT_DIR = 'best_checkpoint'  # The best-by-FID checkpoint, kept apart from the latest.
 
 
 class CheckpointError(RuntimeError):
   pass
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir) if '://' not in workdir else workdir, CHECKPOINT_DIR)
+def checkpoint_dir(workdir: str, subdir: str = CHECKPOINT_DIR) -> str:
+  return os.path.join(os.path.abspath(workdir) if '://' not in workdir else workdir, subdir)
 
 
 class Checkpointer:
   """Periodic/final checkpoints of GANState with restore-or-init and damaged-checkpoint fallback."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False):
-    self.directory = checkpoint_dir(workdir)
+  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
+               subdir: str = CHECKPOINT_DIR):
+    self.directory = checkpoint_dir(workdir, subdir)
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                            read_only=read_only, enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=('state',))
