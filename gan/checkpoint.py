@@ -6,6 +6,7 @@ Layout under the workdir:
   vocabulary.json               attribute names/values (written before the first checkpoint)
 """
 import os
+import time
 from typing import Optional
 
 import jax
@@ -56,17 +57,35 @@ class Checkpointer:
         raise CheckpointError(f'No checkpoint for step {step} in {self.directory}; '
                               f'available steps: {steps or "none"}.')
       return self._restore(template, step), step
+    damaged = []
     for candidate in reversed(steps):
       try:
-        return self._restore(template, candidate), candidate
+        state = self._restore(template, candidate)
       except Exception as e:  # orbax raises many types for damaged files; all mean "unreadable".
+        damaged.append(candidate)
         logging.warning('Checkpoint at step %d in %s is damaged or incomplete (%s: %s); '
-                        'falling back to an older one. It is left on disk untouched.',
-                        candidate, self.directory, type(e).__name__, e)
+                        'falling back to an older one.', candidate, self.directory,
+                        type(e).__name__, str(e)[:300])
+        continue
+      for step_ in damaged:
+        self._quarantine(step_)
+      return state, candidate
     if steps:
       raise CheckpointError(f'Every checkpoint in {self.directory} ({steps}) is damaged; nothing '
                             'was deleted. Move the directory away to start fresh.')
     return None, None
+
+  def _quarantine(self, step: int) -> None:
+    """Moves a damaged step aside (never deletes it), so training can write that step again."""
+    import tensorflow as tf
+    source = os.path.join(self.directory, str(step))
+    target_dir = self.directory + '_damaged'
+    target = os.path.join(target_dir, f'{step}-{time.strftime("%Y%m%d-%H%M%S")}')
+    tf.io.gfile.makedirs(target_dir)
+    tf.io.gfile.rename(source, target)
+    logging.warning('Moved the damaged checkpoint of step %d to %s (kept for inspection).', step,
+                    target)
+    self.manager.reload()
 
   def _restore(self, template, step):
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)

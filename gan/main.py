@@ -13,6 +13,8 @@ from gan import train
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints, summaries and samples go '
                     '(default: workdirs/<config name>). A gs:// path works on Cloud TPU VMs.')
+flags.DEFINE_bool('allow_config_change', False, 'Resume checkpoints written under a config whose '
+                  'model/data fields differ from this one (only safe if parameter shapes match).')
 config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
 flags.mark_flags_as_required(['config'])
 
@@ -29,7 +31,7 @@ def main(argv):
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(), jax.process_count(),
                jax.local_devices())
   logging.info('Workdir: %s', workdir)
-  train.train_and_evaluate(FLAGS.config, workdir)
+  train.train_and_evaluate(FLAGS.config, workdir, allow_config_change=FLAGS.allow_config_change)
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ from clu import metric_writers, periodic_actions
 
 from gan import checkpoint as checkpoint_lib
 from gan import losses as losses_lib
-from gan import optim, parallel, samples, state as state_lib, steps
+from gan import optim, parallel, preemption, samples, state as state_lib, steps, workdir as workdir_lib
 from gan.data import augment as augment_lib
 from gan.data import diffaug
 from gan.data import pipeline
@@ -88,24 +88,30 @@ class SampleWriter:
     return paths
 
 
-def _save_run_metadata(workdir, config, vocabulary):
-  if jax.process_index() != 0:
-    return
-  tf.io.gfile.makedirs(workdir)
-  vocabulary.save(workdir)
-  with tf.io.gfile.GFile(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
-
-
 def _mean_metrics(history: List[Dict]) -> Dict[str, float]:
   stacked = jax.device_get(history)
   return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
-  """Trains (resuming from the workdir's latest intact checkpoint) and returns the final state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_config_change: bool = False):
+  """Trains (resuming from the workdir's latest intact checkpoint) and returns the final state.
+
+  Only process 0 holds the workdir lock; with allow_config_change a run may resume checkpoints
+  written under a config whose model/data fields differ.
+  """
   validate_config(config)
   tf.config.set_visible_devices([], 'GPU')  # tf.data only; keep TF off the accelerators.
+  lock = workdir_lib.WorkdirLock(workdir)
+  if jax.process_index() == 0:
+    lock.acquire()
+  try:
+    return _train(config, workdir, allow_config_change, lock)
+  finally:
+    lock.release()
+
+
+def _train(config, workdir, allow_config_change, lock):
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() != 0)
 
   spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes)
@@ -114,13 +120,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   logging.info('Dataset %s: %d training images; attributes %s', config.data.name,
                spec.num_examples(config.data.train_split),
                {n: len(v) for n, v in vocabulary.attributes})
-  _save_run_metadata(workdir, config, vocabulary)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, config.max_checkpoints_to_keep)
+  if jax.process_index() == 0:
+    workdir_lib.check_and_save_config(workdir, config, allow_config_change,
+                                      has_checkpoint=bool(checkpointer.steps()))
+    vocabulary.save(workdir)
 
   generator, discriminator = build_models(config, num_classes, axis_name=parallel.AXIS)
   (g_tx, g_schedule), (d_tx, d_schedule) = optim.build_optimizers(config)
   state = state_lib.create_state(config, generator, discriminator, g_tx, d_tx, num_classes,
                                  config.seed)
-  checkpointer = checkpoint_lib.Checkpointer(workdir, config.max_checkpoints_to_keep)
   restored, restored_step = checkpointer.restore(state)
   if restored is not None:
     state = restored
@@ -150,7 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   history, input_wait, interval_start = [], 0.0, time.perf_counter()
   step = start_step
-  with metric_writers.ensure_flushes(writer):
+  with metric_writers.ensure_flushes(writer), preemption.PreemptionWatcher() as watcher:
     for step in range(start_step + 1, config.num_train_steps + 1):
       t = time.perf_counter()
       batch = next(batches)
@@ -169,7 +178,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         scalars['input_wait_fraction'] = input_wait / max(elapsed, 1e-9)
         writer.write_scalars(step, scalars)
         history, input_wait, interval_start = [], 0.0, time.perf_counter()
-      is_last = step == config.num_train_steps
+        lock.heartbeat()
+      preempted = watcher.should_stop(step)
+      is_last = step == config.num_train_steps or preempted
       if every(config.sample_every_steps, step) or every(config.checkpoint_every_steps, step) \
           or is_last:
         state = sampler.with_standing_stats(state)
@@ -177,6 +188,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         sampler.write(step, state)
       if every(config.checkpoint_every_steps, step) or is_last:
         checkpointer.save(step, state)
+      if preempted:
+        logging.warning('Preempted: saved the checkpoint of step %d; rerun the same command to '
+                        'resume.', step)
+        break
   if start_step >= config.num_train_steps:
     logging.info('Nothing to do: the checkpoint is at step %d >= num_train_steps=%d.', start_step,
                  config.num_train_steps)

@@ -1,0 +1,85 @@
+"""What `python -m gan.sample` and `python -m gan.invert` share: common flags, quiet logs, and
+turning user mistakes into one clear line on stderr and a non-zero exit code (no traceback)."""
+import argparse
+import logging
+import os
+import sys
+from typing import Callable, List, Optional, Sequence
+
+from gan.control import postprocess
+
+EXIT_USAGE = 2      # Bad flags, unknown attribute/value, unreadable photo, missing run.
+
+# orbax chatters about read-only checkpoint managers on every load; the control tools only read.
+_NOISE = ('read_only=True', 'Given directory is read only')
+
+
+class _DropNoise(logging.Filter):
+  def filter(self, record):
+    message = record.getMessage()
+    return not any(text in message for text in _NOISE)
+
+
+def quiet_logs() -> None:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  logger = logging.getLogger('absl')
+  if not any(isinstance(f, _DropNoise) for f in logger.filters):
+    logger.addFilter(_DropNoise())
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse that raises instead of exiting, so main(argv) can return an exit code."""
+
+  def error(self, message):
+    raise UsageError(message)
+
+
+class UsageError(ValueError):
+  pass
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+  parser = _Parser(prog=prog, description=description,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--workdir', required=True, help='Workdir of a training run.')
+  parser.add_argument('--checkpoint', default='best',
+                      help='best (the best-by-FID checkpoint if the run has one, else the latest), '
+                      'latest, or a step number. Default: best.')
+  parser.add_argument('--attr', action='append', default=[], metavar='NAME=VALUE',
+                      help='An attribute value, e.g. --attr category=handbag --attr colour=red. '
+                      'Repeatable; attributes left out mean "any".')
+  parser.add_argument('--seed', type=int, default=0, help='Seed of the latents (default 0).')
+  parser.add_argument('--out', help='Write the result as one PNG grid here.')
+  parser.add_argument('--out-dir', help='Write one PNG per image into this directory.')
+  parser.add_argument('--cols', type=int, default=None, help='Columns of the --out grid.')
+  parser.add_argument('--postprocess', default='',
+                      help='Comma-separated Pillow post-processing, applied in order: '
+                      f'{", ".join(postprocess.POSTPROCESS.names())}.')
+  return parser
+
+
+def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+             argv: Optional[Sequence[str]]) -> int:
+  """Parses argv (without the program name) and runs body(args), mapping user errors to exit 2."""
+  from gan import checkpoint as checkpoint_lib
+  quiet_logs()
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    if '-h' in argv or '--help' in argv:
+      parser.print_help()
+      return 0
+    args = parser.parse_args(argv)
+    if not (args.out or args.out_dir):
+      raise UsageError('give --out FILE.png (a grid) and/or --out-dir DIR (one PNG per image).')
+    postprocess.parse(args.postprocess)
+    return body(args)
+  except UsageError as e:
+    print(f'{parser.prog}: error: {e}\n(see {parser.prog} --help)', file=sys.stderr)
+    return EXIT_USAGE
+  except (ValueError, FileNotFoundError, checkpoint_lib.CheckpointError) as e:
+    print(f'{parser.prog}: error: {e}', file=sys.stderr)
+    return EXIT_USAGE
+
+
+def names_for(prefix: str, n: int) -> List[str]:
+  return [f'{prefix}{i:03d}' for i in range(n)]

@@ -1,0 +1,119 @@
+"""Evaluate a trained run: python -m gan.evaluate --workdir=DIR [--checkpoint best|latest|STEP].
+
+Restores the EMA generator of a checkpoint (default: the best-by-FID one, else the latest), runs
+`gan.evaluation.evaluator.Evaluator` against the run's dataset and held-out split, prints a table
+and writes everything (scalars, confusion matrices, settings) to DIR/eval_<step>.json.
+
+The attribute classifier the metrics use is the run's cached one (DIR/eval_classifier/), trained
+now if the run never evaluated. Flags override the run's config.eval fields for this evaluation.
+"""
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional
+
+from absl import logging
+
+# Sections of the printed table: (title, metric-name prefixes in order).
+_SECTIONS = (
+    ('Quality (classifier feature space)', ('fid', 'kid', 'kid_stderr', 'precision', 'recall',
+                                            'inception_fid')),
+    ('Real-vs-real floor (train vs held-out)', ('fid_floor', 'kid_floor', 'kid_floor_stderr',
+                                                'precision_floor', 'recall_floor')),
+    ('Memorisation (nearest training image)', ('memorisation_gen_median',
+                                               'memorisation_real_median', 'memorisation_ratio')),
+    ('Control: one attribute requested', ('control_acc/',)),
+    ('Control: all attributes requested', ('control_acc_joint/',)),
+    ('Classifier held-out accuracy', ('classifier_acc/',)),
+)
+
+
+def format_table(scalars: Dict[str, float], title: str = '') -> str:
+  """A plain-text table of 'eval/...' scalars, grouped by section."""
+  names = {k[len('eval/'):] if k.startswith('eval/') else k: v for k, v in scalars.items()}
+  width = max([len(n) for n in names] + [10])
+  lines, shown = ([title] if title else []), set()
+  for section, keys in _SECTIONS:
+    rows = []
+    for key in keys:
+      matches = [n for n in names if n == key or (key.endswith('/') and n.startswith(key))]
+      for n in (sorted(matches) if key.endswith('/') else matches):
+        if n not in shown:
+          shown.add(n)
+          rows.append(f'  {n:<{width}}  {names[n]:>12.6g}')
+    if rows:
+      lines += [section] + rows
+  rest = [n for n in sorted(names) if n not in shown]
+  if rest:
+    lines += ['Other'] + [f'  {n:<{width}}  {names[n]:>12.6g}' for n in rest]
+  return '\n'.join(lines)
+
+
+def run_evaluation(workdir: str, checkpoint: str = 'best', num_samples: Optional[int] = None,
+                   inception_weights: Optional[str] = None, output: Optional[str] = None) -> dict:
+  """Evaluates one checkpoint of a run; returns the report that is also written as JSON."""
+  import tensorflow as tf
+  from gan.control import loading
+  from gan.data import pipeline
+  from gan.evaluation import evaluator as evaluator_lib
+
+  tf.config.set_visible_devices([], 'GPU')  # tf.data only; keep TF off the accelerators.
+  run = loading.load_run(workdir, checkpoint)
+  config = run.config
+  with config.unlocked():
+    if num_samples is not None:
+      config.eval.num_samples = int(num_samples)
+    if inception_weights is not None:
+      config.eval.inception_weights = inception_weights
+  spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes)
+  if config.model.conditional and spec.vocabulary != run.vocabulary:
+    raise ValueError(f'The dataset {config.data.name!r} now has attributes '
+                     f'{dict(spec.vocabulary.attributes)}, but the run was trained with '
+                     f'{dict(run.vocabulary.attributes)}; its labels would not match.')
+  evaluator = evaluator_lib.Evaluator(config, spec, workdir)
+  result = evaluator.evaluate_full(run.state)
+  report = {'workdir': workdir, 'step': run.step, 'checkpoint': run.checkpoint,
+            'metrics': result.scalars, 'confusion': result.confusion, 'notes': result.notes,
+            'settings': evaluator.settings()}
+  path = output or os.path.join(workdir, f'eval_{run.step}.json')
+  tf.io.gfile.makedirs(os.path.dirname(path) or '.')
+  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+    f.write(json.dumps(report, indent=2) + '\n')
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  report['path'] = path
+  return report
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m gan.evaluate', description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--workdir', required=True, help='Workdir of a training run.')
+  parser.add_argument('--checkpoint', default='best',
+                      help='best (default; falls back to the latest), latest, or a step number.')
+  parser.add_argument('--num_samples', type=int, default=None,
+                      help='Generated images for FID/KID/precision/recall (default: the run\'s '
+                      'config.eval.num_samples). Compare FIDs only at equal counts.')
+  parser.add_argument('--inception_weights', default=None,
+                      help='Local Inception-V3 weights (.npz) for an extra Inception FID.')
+  parser.add_argument('--output', default=None, help='JSON path (default: WORKDIR/eval_STEP.json).')
+  args = parser.parse_args(argv)
+  logging.set_verbosity(logging.INFO)
+  try:
+    report = run_evaluation(args.workdir, args.checkpoint, args.num_samples,
+                            args.inception_weights, args.output)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  s = report['settings']
+  print(format_table(report['metrics'], f'Step {report["step"]} ({report["checkpoint"]} '
+                     f'checkpoint), {s["num_samples"]} generated vs {s["num_real"]} held-out '
+                     f'images, {s["feature_space"]}'))
+  for note in report['notes']:
+    print(f'note: {note}')
+  print(f'Written to {report["path"]}')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,158 @@
+"""4x4 stride-2 convolutions (the DCGAN downsampling layer), fast on XLA CPU.
+
+Every implementation in `DOWNSAMPLERS` computes exactly PyTorch's
+`Conv2d(Cin, features, kernel_size=4, stride=2, padding=1)` on NHWC inputs
+([N, H, W, Cin] -> [N, H // 2, W // 2, features]) and holds the same parameters with the same
+meaning as flax's nn.Conv(features, (4, 4), (2, 2), padding=((1, 1), (1, 1))):
+
+  'kernel' [4, 4, Cin, features]:  y[i, j, o] = sum x[2i - 1 + kh, 2j - 1 + kw, c] * kernel[kh, kw, c, o]
+  'bias'   [features]              (only with use_bias=True)
+
+(PyTorch's weight [Cout, Cin, kh, kw] transposed to (kh, kw, Cin, Cout)), so the implementation is
+a pure speed choice, interchangeable in a checkpoint.
+
+Why: this conv's *input* gradient is a stride-2 transposed conv, which XLA CPU runs slowly, and
+the discriminator's input gradients are needed (the generator update backpropagates through D).
+The layer is the exact adjoint (w.r.t. its input) of the transposed conv in `upconv`, so the fast
+implementations reuse upconv's Toom-Cook / GEMM transforms in reverse order:
+  y = kin^T( pout^T(x) @ U_d ),
+one batched GEMM between two cheap transforms; its gradients use the same pieces.
+
+Differentiation: as in `upconv`, reverse mode, jit and vmap work for every implementation;
+forward mode (jax.jvp, jacfwd) only for 'conv'.
+"""
+import functools
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from gan.models import upconv
+from gan.models.upconv import SCHEMES, check_nhwc, tiles_for
+from gan.registry import Registry
+
+DOWNSAMPLERS = Registry('downsampling implementation')
+DEFAULT_DOWNSAMPLER = 'fast'
+
+
+def conv_reference(x, kernel):
+  """PyTorch Conv2d(k=4, s=2, p=1) semantics through XLA's convolution (what nn.Conv runs)."""
+  return lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
+                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _kern_d(name, _, w):
+  """Kernel transform for the conv: [4, 4, Ci, Co] -> U_d [P*P, Q*Q*Ci, Co]."""
+  s = SCHEMES[name]
+  p, q = s.points, s.sub
+  ci, co = w.shape[2:]
+  u = upconv._combine(lambda i: w[i[0]], s.ker_terms, (p, q), (0, 2))  # [P, 4, Q, Ci, Co]
+  u = upconv._combine(lambda i: u[:, i[0]], s.ker_terms, (p, q), (1, 3))  # [P, P, Q, Q, Ci, Co]
+  return u.reshape(p * p, q * q * ci, co)
+
+
+def _kern_d_t(name, _, u):
+  """Transpose of _kern_d: [P*P, Q*Q*Ci, Co] -> [4, 4, Ci, Co]."""
+  s = SCHEMES[name]
+  p, q = s.points, s.sub
+  ci, co = u.shape[1] // (q * q), u.shape[2]
+  terms = upconv._transpose_terms(s.ker_terms)
+  u = u.reshape(p, p, q, q, ci, co)
+  w = upconv._combine(lambda i: u[:, i[0], :, i[1]], terms, (4,), (1,))  # [P, 4, Q, Ci, Co]
+  return upconv._combine(lambda i: w[i[0], :, i[1]], terms, (4,), (0,))  # [4, 4, Ci, Co]
+
+
+kern_d, kern_d_t = upconv._linear_pair(_kern_d, _kern_d_t)
+
+
+def fast_conv(x, kernel, scheme: str):
+  """Conv k=4 s=2 p=1 (PyTorch semantics, kernel [4, 4, Cin, Cout]) with an upconv scheme."""
+  s = SCHEMES[scheme]
+  n, h, w, _ = x.shape
+  # Output row i reads input rows 2i-1 .. 2i+2; tiles must cover input row 2*(H//2) when H is odd.
+  th, tw = tiles_for(-(-h // 2), s.tile), tiles_for(-(-w // 2), s.tile)
+  hp, wp = 2 * s.tile * th, 2 * s.tile * tw
+  x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+  g = (n, th, tw)
+  z = upconv.batched_matmul(upconv.pout_t(scheme, g, x), kern_d(scheme, None, kernel))
+  return upconv.kin_t(scheme, g, z)[:, :h // 2, :w // 2]
+
+
+def choose_scheme(height: int, width: int, in_features: int, features: int) -> str:
+  """The fastest scheme for a layer shape (input size), from experiments/bench_layers.py.
+
+  Few input channels (the RGB layer): im2col + one GEMM. Otherwise Toom-Cook (see upconv).
+  """
+  if in_features <= 16:
+    return 'gemm'
+  if min(height, width) >= 16:
+    return 'toom4'
+  return 'toom2'
+
+
+class _Downsample(nn.Module):
+  """Shared parameters and checks; subclasses define `_apply(x, kernel)`."""
+  features: int
+  use_bias: bool = False
+  kernel_init: Callable = nn.initializers.normal(0.02)
+  bias_init: Callable = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x):
+    check_nhwc(x, type(self).__name__)
+    if self.features < 1:
+      raise ValueError(f'features must be >= 1, got {self.features}.')
+    if x.shape[1] < 2 or x.shape[2] < 2:
+      raise ValueError(f'{type(self).__name__} needs height and width >= 2 (output is H // 2, '
+                       f'W // 2), got input shape {x.shape}.')
+    kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
+    y = self._apply(x, kernel.astype(x.dtype))
+    if self.use_bias:
+      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
+    return y
+
+  def _apply(self, x, kernel):
+    raise NotImplementedError
+
+
+@DOWNSAMPLERS.register('conv')
+class ConvDownsample(_Downsample):
+  """Reference: XLA's convolution, as nn.Conv(features, (4, 4), (2, 2), padding=((1, 1), (1, 1)))."""
+
+  def _apply(self, x, kernel):
+    return conv_reference(x, kernel)
+
+
+@DOWNSAMPLERS.register('gemm')
+class GemmDownsample(_Downsample):
+  """im2col to all 16 taps, then one GEMM."""
+
+  def _apply(self, x, kernel):
+    return fast_conv(x, kernel, 'gemm')
+
+
+@DOWNSAMPLERS.register('toom2')
+class Toom2Downsample(_Downsample):
+  """Karatsuba (transposed): 0.56x the GEMM FLOPs."""
+
+  def _apply(self, x, kernel):
+    return fast_conv(x, kernel, 'toom2')
+
+
+@DOWNSAMPLERS.register('toom4')
+class Toom4Downsample(_Downsample):
+  """Toom-3 (transposed): 0.39x the GEMM FLOPs."""
+
+  def _apply(self, x, kernel):
+    return fast_conv(x, kernel, 'toom4')
+
+
+@DOWNSAMPLERS.register('fast')
+class FastDownsample(_Downsample):
+  """Picks the fastest scheme for the layer shape (`choose_scheme`)."""
+
+  def _apply(self, x, kernel):
+    scheme = choose_scheme(x.shape[1], x.shape[2], x.shape[3], self.features)
+    return fast_conv(x, kernel, scheme)

@@ -1,0 +1,152 @@
+"""Steer a trained generator from the command line.
+
+  python -m gan.sample --workdir=DIR --attr category=handbag --attr colour=red --num 16 --out bags.png
+  python -m gan.sample --workdir=DIR --attr category=sneaker --sweep colour --num 2 --out sweep.png
+  python -m gan.sample --workdir=DIR --interpolate 3,7 --frames 12 --out path.png   (+ path.gif)
+  python -m gan.sample --workdir=DIR --directions 6 --out directions.png
+  python -m gan.sample --workdir=DIR --direction 0 --strength 3 --num 8 --out edit.png
+
+See gan/control/README_SECTION.md for every option.
+"""
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from gan.control import cli, output, postprocess
+from gan.control.latents import check_truncation
+
+DESCRIPTION = __doc__
+
+
+def build_parser():
+  from gan.control.generation import ANY_MODES
+  parser = cli.make_parser('python -m gan.sample', DESCRIPTION)
+  parser.add_argument('--num', type=int, default=None,
+                      help='Images (default 16), or latents = rows for --sweep (default 1).')
+  parser.add_argument('--truncation', type=float, default=0.0,
+                      help='Truncation threshold: latent components are drawn from N(0,1) '
+                      'restricted to [-t, t] (resampled). Lower = more typical, less diverse. '
+                      '0 = off (default).')
+  parser.add_argument('--any', dest='any_mode', default='auto', choices=ANY_MODES,
+                      help='How attributes left out become "any": the model\'s "unspecified" label, '
+                      'a random value per image, or auto (unspecified if the run was trained '
+                      'with attribute dropout, else random).')
+  mode = parser.add_mutually_exclusive_group()
+  mode.add_argument('--sweep', metavar='ATTRIBUTE',
+                    help='Keep each latent fixed and show it with every value of ATTRIBUTE.')
+  mode.add_argument('--interpolate', metavar='SEED_A,SEED_B',
+                    help='Slerp between the first latents of two seeds: a strip PNG and a GIF.')
+  mode.add_argument('--directions', type=int, metavar='K',
+                    help='Preview the K strongest SeFa edit directions, one strip per direction.')
+  mode.add_argument('--direction', type=int, metavar='K',
+                    help='Apply SeFa direction K (0 = strongest) with --strength to the samples.')
+  parser.add_argument('--frames', type=int, default=None,
+                      help='Frames of --interpolate (default 8) / images per --directions strip '
+                      '(default 7).')
+  parser.add_argument('--strength', type=float, default=3.0,
+                      help='Edit strength in latent standard deviations: --direction moves by it, '
+                      '--directions strips span [-strength, +strength]. Default 3.')
+  parser.add_argument('--gif', help='GIF path for --interpolate (default: --out with .gif).')
+  parser.add_argument('--frame-ms', type=int, default=120, help='GIF frame duration (ms).')
+  parser.add_argument('--timing', action='store_true',
+                      help='Print how long generating the images takes after compilation.')
+  return parser
+
+
+def _parse_pair(text: str):
+  try:
+    a, b = (int(s) for s in text.split(','))
+  except ValueError:
+    raise cli.UsageError(f'--interpolate takes two seeds as SEED_A,SEED_B (e.g. 3,7); got {text!r}.')
+  return a, b
+
+
+def _write(args, images, names, cols=None):
+  """Post-processes and writes images [n, H, W, 3] ([-1, 1]) as a grid and/or one file each."""
+  images = postprocess.apply(output.as_uint8(images), args.postprocess)
+  if args.out:
+    print(f'wrote {output.save_grid(images, args.out, args.cols or cols)}')
+  if args.out_dir:
+    paths = output.save_each(images, args.out_dir, names)
+    print(f'wrote {len(paths)} images to {args.out_dir}')
+  return images
+
+
+def _slug(text: str) -> str:
+  return ''.join(c if c.isalnum() or c in '-_' else '-' for c in text)
+
+
+def run_sample(args) -> int:
+  from gan.control import generation, loading
+  truncation = check_truncation(args.truncation)
+  if args.frames is not None and args.frames < 2:
+    raise cli.UsageError(f'--frames must be at least 2, got {args.frames}.')
+  pair = _parse_pair(args.interpolate) if args.interpolate else None
+  run = loading.load_run(args.workdir, args.checkpoint)
+  print(f'{args.workdir}: {run.checkpoint} checkpoint, step {run.step}')
+  attrs = generation.parse_attributes(run, args.attr)
+  common = dict(truncation=truncation, any_mode=args.any_mode)
+  start = time.perf_counter()
+
+  if args.sweep:
+    num = args.num or 1
+    images, values = generation.sweep(run, args.sweep, attrs, num, args.seed, **common)
+    name = run.vocabulary.resolve_attribute(args.sweep)
+    print(f'{name}: ' + ', '.join(values))
+    _write(args, images.reshape((-1,) + images.shape[2:]),
+           [f'{r:03d}_{_slug(name)}_{_slug(v)}' for r in range(num) for v in values], len(values))
+  elif pair:
+    frames = args.frames or 8
+    images = generation.interpolate(run, pair[0], pair[1], frames, attrs, **common)
+    processed = _write(args, images, cli.names_for('frame_', frames), frames)
+    gif = args.gif or (os.path.splitext(args.out)[0] + '.gif' if args.out else
+                       os.path.join(args.out_dir, 'interpolation.gif'))
+    print(f'wrote {output.save_gif(processed, gif, args.frame_ms)} ({frames} frames)')
+  elif args.directions is not None:
+    frames = args.frames or 7
+    strengths = np.linspace(-args.strength, args.strength, frames)
+    images, eigenvalues = generation.direction_previews(run, args.directions, strengths, args.seed,
+                                                        attrs, **common)
+    total = float(np.sum(generation.directions(run)[1]))
+    print('direction  eigenvalue  share   (strips: strength ' +
+          ', '.join(f'{s:+.1f}' for s in strengths) + ')')
+    for k, value in enumerate(eigenvalues):
+      print(f'{k:9d}  {value:10.4g}  {value / total:6.1%}')
+    _write(args, images.reshape((-1,) + images.shape[2:]),
+           [f'direction_{k:02d}_{j:02d}' for k in range(len(images)) for j in range(frames)], frames)
+  elif args.direction is not None:
+    num = args.num or 16
+    edited, original = generation.edit(run, args.direction, args.strength, attrs, num, args.seed,
+                                       **common)
+    print(f'direction {args.direction} at strength {args.strength:+g}' +
+          (' (grid: top row original, bottom row edited)' if args.out else ''))
+    images = postprocess.apply(output.as_uint8(np.concatenate([original, edited])), args.postprocess)
+    if args.out:
+      print(f'wrote {output.save_grid(images, args.out, args.cols or num)}')
+    if args.out_dir:
+      output.save_each(images[num:], args.out_dir, cli.names_for('edited_', num))
+      print(f'wrote {num} images to {args.out_dir}')
+  else:
+    num = args.num or 16
+    images, _, labels = generation.sample(run, attrs, num, args.seed, **common)
+    _write(args, images, cli.names_for('sample_', num))
+
+  elapsed = time.perf_counter() - start
+  if args.timing:
+    t = generation.time_sampling(run, args.num or 64)
+    print(f'timing: {t["num_images"]} images in {t["seconds"] * 1000:.1f} ms after compilation '
+          f'({t["images_per_second"]:.0f} images/s; the whole command took {elapsed:.2f} s '
+          'including loading, compilation and writing)')
+  return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Runs the command line (argv without the program name); returns the exit code."""
+  return cli.run_main(run_sample, build_parser(), argv)
+
+
+if __name__ == '__main__':
+  sys.exit(main())

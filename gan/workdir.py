@@ -1,0 +1,176 @@
+"""Workdir guards: one trainer per workdir (a lock that crashed runs do not leave stuck) and a
+check that a resumed run's config is compatible with the one that wrote the checkpoints."""
+import json
+import os
+import socket
+import time
+from typing import Dict, Optional, Tuple
+
+import ml_collections
+import tensorflow as tf
+from absl import logging
+
+LOCK_FILENAME = 'train.lock'
+CONFIG_FILENAME = 'config.json'
+# A lock whose owner has not refreshed it for this long is considered abandoned (another host may
+# own it, so we cannot check its pid; the owner refreshes at every log step and at least hourly).
+STALE_LOCK_SECONDS = 2 * 3600
+
+# Fields whose change makes existing checkpoints mean something else (shapes or semantics).
+_INCOMPATIBLE_PREFIXES = ('model.', 'data.name', 'data.resolution', 'data.attributes',
+                          'data.data_dir')
+# Pure speed choices: same parameters, same function.
+_COMPATIBLE_FIELDS = ('model.upsample_impl', 'model.downsample_impl')
+
+
+class WorkdirLockedError(RuntimeError):
+  pass
+
+
+class IncompatibleConfigError(ValueError):
+  pass
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+class WorkdirLock:
+  """An exclusive lock file in the workdir, held by one training run (process 0 of it)."""
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, LOCK_FILENAME)
+    self.owner = {'host': socket.gethostname(), 'pid': os.getpid()}
+    self.held = False
+
+  def _read(self) -> Optional[Dict]:
+    try:
+      with tf.io.gfile.GFile(self.path) as f:
+        return json.loads(f.read())
+    except (tf.errors.NotFoundError, json.JSONDecodeError, ValueError):
+      return None
+
+  def _abandoned(self, info: Optional[Dict]) -> Tuple[bool, str]:
+    if info is None:
+      return True, 'unreadable lock file'
+    if info.get('host') == self.owner['host']:
+      if not _pid_alive(int(info.get('pid', -1))):
+        return True, f"process {info.get('pid')} is no longer running"
+      return False, ''
+    age = time.time() - float(info.get('heartbeat', 0))
+    if age > STALE_LOCK_SECONDS:
+      return True, f'no heartbeat for {age / 3600:.1f} h'
+    return False, ''
+
+  def acquire(self) -> None:
+    tf.io.gfile.makedirs(os.path.dirname(self.path))
+    for _ in range(2):
+      if self._try_create():
+        self.held = True
+        return
+      info = self._read()
+      abandoned, why = self._abandoned(info)
+      if not abandoned:
+        raise WorkdirLockedError(
+            f'Another training run is using this workdir ({self.path}: host {info.get("host")}, '
+            f'pid {info.get("pid")}, started {time.ctime(info.get("started", 0))}). Wait for it to '
+            'finish, stop it, or use another --workdir. If that run is really gone, delete the '
+            'lock file.')
+      logging.warning('Taking over the lock %s left by a crashed run (%s).', self.path, why)
+      tf.io.gfile.remove(self.path)
+    raise WorkdirLockedError(f'Could not acquire {self.path}: another run took it meanwhile.')
+
+  def _try_create(self) -> bool:
+    now = time.time()
+    payload = json.dumps(dict(self.owner, started=now, heartbeat=now))
+    if '://' in self.path:  # Object stores have no O_EXCL; check-then-write is the best we can do.
+      if tf.io.gfile.exists(self.path):
+        return False
+      with tf.io.gfile.GFile(self.path, 'w') as f:
+        f.write(payload)
+      return True
+    try:
+      fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+      return False
+    with os.fdopen(fd, 'w') as f:
+      f.write(payload)
+    return True
+
+  def heartbeat(self) -> None:
+    if not self.held:
+      return
+    info = self._read() or dict(self.owner, started=time.time())
+    info['heartbeat'] = time.time()
+    tmp = self.path + '.tmp'
+    with tf.io.gfile.GFile(tmp, 'w') as f:
+      f.write(json.dumps(info))
+    tf.io.gfile.rename(tmp, self.path, overwrite=True)
+
+  def release(self) -> None:
+    if self.held:
+      info = self._read()
+      if info and info.get('pid') == self.owner['pid'] and info.get('host') == self.owner['host']:
+        tf.io.gfile.remove(self.path)
+      self.held = False
+
+  def __enter__(self):
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def flatten(config, prefix: str = '') -> Dict[str, object]:
+  out = {}
+  for key, value in config.items():
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      out.update(flatten(value, f'{prefix}{key}.'))
+    elif isinstance(value, (list, tuple)):
+      out[f'{prefix}{key}'] = list(value)
+    else:
+      out[f'{prefix}{key}'] = value
+  return out
+
+
+def config_differences(saved: Dict, current: Dict) -> Dict[str, Tuple[object, object]]:
+  """Fields that make checkpoints incompatible and differ: {field: (saved, current)}."""
+  diffs = {}
+  for key in sorted(set(saved) | set(current)):
+    if not key.startswith(_INCOMPATIBLE_PREFIXES) or key in _COMPATIBLE_FIELDS:
+      continue
+    if saved.get(key) != current.get(key):
+      diffs[key] = (saved.get(key), current.get(key))
+  return diffs
+
+
+def check_and_save_config(workdir: str, config, allow_config_change: bool = False,
+                          has_checkpoint: bool = False) -> None:
+  """Refuses to resume a workdir whose checkpoints came from an incompatible config."""
+  path = os.path.join(workdir, CONFIG_FILENAME)
+  current = flatten(json.loads(config.to_json_best_effort()))
+  if has_checkpoint and tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path) as f:
+      saved = flatten(json.loads(f.read()))
+    diffs = config_differences(saved, current)
+    if diffs and not allow_config_change:
+      lines = '\n'.join(f'  {k}: checkpoint has {a!r}, this run asks for {b!r}'
+                        for k, (a, b) in diffs.items())
+      raise IncompatibleConfigError(
+          f'The workdir {workdir} holds checkpoints of a run with a different config:\n{lines}\n'
+          'Use another --workdir, or pass --allow_config_change to resume anyway (only safe if '
+          'the parameter shapes still match).')
+    if diffs:
+      logging.warning('Resuming with changed config fields (allowed): %s', diffs)
+  tf.io.gfile.makedirs(workdir)
+  tmp = path + '.tmp'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(config.to_json_best_effort(indent=2))
+  tf.io.gfile.rename(tmp, path, overwrite=True)

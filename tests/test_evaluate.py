@@ -1,0 +1,149 @@
+"""Evaluator, BestCheckpoint and the gan.evaluate CLI on a tiny trained run."""
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from gan import checkpoint, evaluate, train
+from gan.control import loading
+from gan.data import pipeline
+from gan.evaluation import evaluator as evaluator_lib
+from tests.conftest import tiny_config
+
+# Small enough for seconds on 2 cores; the classifier still learns the tiny catalogue's colours.
+EVAL_OVERRIDES = {
+    'eval.num_samples': 64, 'eval.batch_size': 64, 'eval.control_samples_per_value': 2,
+    'eval.kid_subsets': 10, 'eval.kid_subset_size': 32, 'eval.max_train_examples': 512,
+    'eval.classifier_steps': 150, 'eval.classifier_batch_size': 32, 'eval.classifier_width': 8,
+    'eval.classifier_feature_dim': 16, 'eval.classifier_learning_rate': 5e-3,
+}
+
+
+def _config(tfds_dir, **overrides):
+  # One step: a second one recompiles the pmapped step (input sharding changes), doubling the cost.
+  return tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 1, 'sample_every_steps': 0,
+                        **EVAL_OVERRIDES, **overrides})
+
+
+@pytest.fixture(scope='module')
+def run(tfds_dir, tmp_path_factory):
+  """A 1-step run (essentially a random generator) with its evaluator; the classifier is cached."""
+  workdir = str(tmp_path_factory.mktemp('eval_run'))
+  config = _config(tfds_dir)
+  state = train.train_and_evaluate(config, workdir)
+  spec = pipeline.open_dataset(config.data.name, config.data.data_dir)
+  return workdir, config, spec, state, evaluator_lib.Evaluator(config, spec, workdir)
+
+
+def test_metrics_are_complete_and_finite(run):
+  _, config, spec, state, evaluator = run
+  scalars = evaluator.evaluate(state)
+  attributes = spec.vocabulary.names
+  expected = {'eval/fid', 'eval/kid', 'eval/kid_stderr', 'eval/precision', 'eval/recall',
+              'eval/memorisation_ratio', 'eval/memorisation_gen_median',
+              'eval/memorisation_real_median', 'eval/fid_floor', 'eval/kid_floor',
+              'eval/control_acc/mean', 'eval/control_acc_joint/all'}
+  for a in attributes:
+    expected |= {f'eval/control_acc/{a}', f'eval/control_acc_joint/{a}', f'eval/classifier_acc/{a}'}
+  assert expected <= set(scalars), expected - set(scalars)
+  assert 'eval/inception_fid' not in scalars
+  assert all(isinstance(v, float) and np.isfinite(v) for v in scalars.values()), scalars
+  for k in ('precision', 'recall', 'control_acc/mean', 'control_acc_joint/all'):
+    assert 0.0 <= scalars[f'eval/{k}'] <= 1.0
+  # The floor is real-vs-real; a barely trained generator is far from the data.
+  assert scalars['eval/fid_floor'] * 3 < scalars['eval/fid'], scalars
+  assert scalars['eval/kid_floor'] < scalars['eval/kid'], scalars
+  # The classifier judges real held-out images much better than chance (1/8 and 1/12).
+  assert scalars['eval/classifier_acc/category'] > 0.5, scalars
+  assert scalars['eval/classifier_acc/colour'] > 0.3, scalars
+
+  confusion = evaluator.confusion_matrices()
+  for a, n in zip(attributes, spec.vocabulary.num_classes):
+    single = np.array(confusion[f'single/{a}']['matrix'])
+    assert single.shape == (n, n)
+    np.testing.assert_array_equal(single.sum(axis=1), 2)  # control_samples_per_value each
+    assert confusion[f'single/{a}']['values'] == list(spec.vocabulary.values(a))
+    assert confusion[f'single/{a}']['accuracy'] == pytest.approx(scalars[f'eval/control_acc/{a}'])
+    assert np.array(confusion[f'joint/{a}']['matrix']).sum() == 64  # num_samples
+
+
+def test_result_does_not_depend_on_stale_batch_stats(run):
+  _, _, _, state, evaluator = run
+  stale = state.replace(ema_batch_stats=jax.tree_util.tree_map(lambda x: x * 0 + 3.0,
+                                                               state.ema_batch_stats))
+  assert evaluator.evaluate(stale) == evaluator.evaluate(state)
+
+
+def test_classifier_is_cached_and_keyed_by_settings(run, monkeypatch):
+  workdir, config, spec, _, evaluator = run
+  cache = os.path.join(workdir, evaluator_lib.CLASSIFIER_DIR)
+  names = sorted(os.listdir(cache))
+  prefix = 'synthetic_products_tiny_1.0.0_16px'
+  assert {f'{prefix}.msgpack', f'{prefix}.json', f'{prefix}.key.json'} <= set(names), names
+  assert any(n.startswith(f'{prefix}.features-') for n in names), names
+
+  def no_training(*args, **kwargs):
+    raise AssertionError('retrained')
+  monkeypatch.setattr(evaluator_lib.classifier_lib, 'train_classifier', no_training)
+  again = evaluator_lib.Evaluator(config, spec, workdir)
+  assert again.classifier_accuracy == evaluator.classifier_accuracy
+  assert again.floor == evaluator.floor
+  with pytest.raises(AssertionError, match='retrained'):  # other settings: a new classifier
+    evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.classifier_steps': 151}), spec,
+                            workdir)
+
+
+def test_bad_eval_settings_raise(run):
+  workdir, config, spec, _, _ = run
+  with pytest.raises(ValueError, match='num_samples=2 must exceed pr_k=3'):
+    evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.num_samples': 2}), spec, workdir)
+  with pytest.raises(ValueError, match="eval split 'validation'"):
+    evaluator_lib.Evaluator(_config(config.data.data_dir, **{'data.eval_split': 'validation'}),
+                            spec, workdir)
+
+
+def test_best_checkpoint_keeps_the_lowest_fid(run, tmp_path):
+  _, _, _, state, _ = run
+  workdir = str(tmp_path)
+  best = evaluator_lib.BestCheckpoint(workdir)
+  assert best.best() is None
+  assert not os.path.exists(best.directory)  # reading creates nothing
+  assert best.update(1, state, {'eval/fid': 5.0, 'eval/kid': 0.5})
+  assert not best.update(2, state, {'eval/fid': 7.0})
+  assert not best.update(3, state, {'eval/fid': float('nan')})
+  assert best.update(4, state, {'eval/fid': 3.0, 'eval/kid': 0.1})
+  assert best.best() == (4, {'eval/fid': 3.0, 'eval/kid': 0.1})
+  with pytest.raises(ValueError, match="ranks by 'eval/fid'"):
+    best.update(5, state, {'eval/kid': 0.0})
+  best.close()
+  assert checkpoint.Checkpointer(workdir, subdir=checkpoint.BEST_CHECKPOINT_DIR).steps() == [4]
+  # A restarted run sees the same best and only replaces it with a better one.
+  reopened = evaluator_lib.BestCheckpoint(workdir)
+  assert reopened.best()[0] == 4
+  assert not reopened.update(6, state, {'eval/fid': 3.5})
+  with open(os.path.join(workdir, evaluator_lib.BEST_JSON)) as f:
+    assert json.load(f)['step'] == 4
+
+
+def test_cli_writes_json_and_prints_table(run, capsys):
+  workdir, _, _, state, evaluator = run
+  assert evaluate.main(['--workdir', workdir, '--checkpoint', 'latest',
+                        '--inception_weights', os.path.join(workdir, 'absent.npz')]) == 0
+  out = capsys.readouterr().out
+  assert 'Step 1 (latest checkpoint)' in out
+  assert 'fid_floor' in out and 'control_acc/colour' in out
+  assert 'note: Inception FID is off: No Inception weights at' in out
+  with open(os.path.join(workdir, 'eval_1.json')) as f:
+    report = json.load(f)
+  assert report['step'] == 1 and report['checkpoint'] == 'latest'
+  assert report['metrics'] == pytest.approx(evaluator.evaluate(state))  # same run, same numbers
+  assert report['confusion']['single/category']['matrix']
+  assert report['settings']['num_samples'] == 64
+
+
+def test_cli_errors(run, capsys):
+  workdir = run[0]
+  assert evaluate.main(['--workdir', workdir, '--checkpoint', '999']) == 2
+  assert 'No checkpoint for step 999' in capsys.readouterr().err

@@ -1,0 +1,160 @@
+"""Never lose a run: exact resume after SIGKILL, damaged checkpoints, divergence, locks, configs."""
+import glob
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from gan import checkpoint, train, workdir as workdir_lib
+from tests.conftest import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CONFIG_FILE = """
+from tests.conftest import tiny_config
+
+def get_config():
+  return tiny_config(**{{'data.data_dir': {data_dir!r}, 'num_train_steps': {steps},
+                        'checkpoint_every_steps': 2, 'log_every_steps': 2,
+                        'sample_every_steps': 0}})
+"""
+
+
+def _write_config(tmp_path, data_dir, steps):
+  path = tmp_path / 'cfg.py'
+  path.write_text(CONFIG_FILE.format(data_dir=data_dir, steps=steps))
+  return str(path)
+
+
+def _launch(config_path, workdir):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
+             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+  return subprocess.Popen([sys.executable, '-m', 'gan.main', f'--config={config_path}',
+                           f'--workdir={workdir}'], cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _restore_leaves(workdir, step):
+  ckpt = checkpoint.Checkpointer(workdir, read_only=True)
+  restored = ckpt.manager.restore(step)['state']
+  return jax.tree_util.tree_leaves(restored)
+
+
+def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(tfds_dir, tmp_path):
+  steps = 8
+  config_path = _write_config(tmp_path, tfds_dir, steps)
+  reference = str(tmp_path / 'reference')
+  proc = _launch(config_path, reference)
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-3000:]
+
+  killed = str(tmp_path / 'killed')
+  proc = _launch(config_path, killed)
+  # Wait for the first checkpoint, then kill at a random moment of the run that follows.
+  deadline = time.time() + 600
+  while not glob.glob(os.path.join(killed, 'checkpoints', '2', 'commit_success.txt')):
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    assert time.time() < deadline
+    time.sleep(0.05)
+  time.sleep(random.Random().uniform(0.0, 1.0))
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL
+  interrupted_at = checkpoint.Checkpointer(killed, read_only=True).latest_step()
+  assert interrupted_at is not None and interrupted_at < steps
+
+  proc = _launch(config_path, killed)  # The same command again.
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-3000:]
+  assert f'Resumed from the checkpoint at step {interrupted_at}' in out
+
+  a, b = _restore_leaves(reference, steps), _restore_leaves(killed, steps)
+  assert len(a) == len(b)
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _damage(step_dir, how):
+  if how == 'truncated':
+    for f in glob.glob(os.path.join(step_dir, 'state', '**', 'd', '*'), recursive=True):
+      with open(f, 'r+b') as fh:
+        fh.truncate(os.path.getsize(f) // 2)
+  elif how == 'missing':
+    for f in glob.glob(os.path.join(step_dir, 'state', '**', 'manifest.ocdbt'), recursive=True):
+      os.remove(f)
+
+
+@pytest.mark.parametrize('how', ['truncated', 'missing'])
+def test_damaged_latest_checkpoint_falls_back_and_is_kept(tfds_dir, tmp_path, how, caplog):
+  workdir = str(tmp_path / 'run')
+  config = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0})
+  train.train_and_evaluate(config, workdir)
+  _damage(os.path.join(workdir, 'checkpoints', '4'), how)
+  caplog.set_level('INFO')
+  # A half-written step directory of a killed save is ignored too.
+  os.makedirs(os.path.join(workdir, 'checkpoints', '6.orbax-checkpoint-tmp-1234'))
+  config.num_train_steps = 6
+  state = train.train_and_evaluate(config, workdir)
+  assert int(state.step) == 6
+  assert 'Checkpoint at step 4' in caplog.text and 'damaged' in caplog.text
+  assert 'Resumed from the checkpoint at step 2' in caplog.text
+  kept = glob.glob(os.path.join(workdir, 'checkpoints_damaged', '4-*'))
+  assert len(kept) == 1 and os.listdir(kept[0])
+  assert checkpoint.Checkpointer(workdir).steps() == [2, 4, 6]
+
+
+def test_divergence_stops_loudly_and_keeps_last_good_checkpoint(tfds_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0})
+  train.train_and_evaluate(config, workdir)
+  config.num_train_steps = 8
+  config.optim.d_lr = config.optim.g_lr = 1e38  # Guaranteed to overflow.
+  with pytest.raises(train.DivergenceError, match=r'diverged at step 5: non-finite .*last good '
+                                                  r'checkpoint is step 4'):
+    train.train_and_evaluate(config, workdir, allow_config_change=True)
+  assert checkpoint.Checkpointer(workdir).latest_step() == 4
+  assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILENAME))
+
+
+def test_second_trainer_on_same_workdir_refuses(tmp_path):
+  workdir = str(tmp_path / 'run')
+  with workdir_lib.WorkdirLock(workdir):
+    with pytest.raises(workdir_lib.WorkdirLockedError, match='Another training run'):
+      workdir_lib.WorkdirLock(workdir).acquire()
+  # Released: can be taken again.
+  with workdir_lib.WorkdirLock(workdir):
+    pass
+
+
+def test_lock_of_a_crashed_run_is_taken_over(tmp_path):
+  workdir = str(tmp_path / 'run')
+  dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+  dead.wait()
+  lock = workdir_lib.WorkdirLock(workdir)
+  lock.owner = dict(lock.owner, pid=dead.pid)
+  lock.acquire()  # Written as if by the dead process, never released.
+  with workdir_lib.WorkdirLock(workdir) as fresh:
+    assert fresh.held
+
+
+def test_incompatible_config_is_refused_with_the_differing_fields(tfds_dir, tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0, 'num_train_steps': 2})
+  train.train_and_evaluate(config, workdir)
+  changed = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0,
+                           'num_train_steps': 4, 'model.g_width': 16})
+  with pytest.raises(workdir_lib.IncompatibleConfigError,
+                     match=r'model.g_width: checkpoint has 8, this run asks for 16'):
+    train.train_and_evaluate(changed, workdir)
+  # Moving the dataset is flagged too, and allowed explicitly.
+  moved = tiny_config(**{'data.data_dir': tfds_dir + '/', 'sample_every_steps': 0,
+                         'num_train_steps': 4})
+  with pytest.raises(workdir_lib.IncompatibleConfigError, match='data.data_dir'):
+    train.train_and_evaluate(moved, workdir)
+  assert int(train.train_and_evaluate(moved, workdir, allow_config_change=True).step) == 4
