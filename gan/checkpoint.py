@@ -10,6 +10,7 @@ import time
 from typing import Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -31,6 +32,7 @@ class Checkpointer:
   def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
                subdir: str = CHECKPOINT_DIR):
     self.directory = checkpoint_dir(workdir, subdir)
+    self.read_only = read_only
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                            read_only=read_only, enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=('state',))
@@ -42,6 +44,9 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, state) -> None:
+    # The state is identical on every device and process (pmean'd): save it as host numpy arrays,
+    # which orbax writes once from the primary process, whatever the topology.
+    state = jax.tree_util.tree_map(np.asarray, jax.device_get(state))
     self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)), force=True)
     self.manager.wait_until_finished()
 
@@ -67,8 +72,9 @@ class Checkpointer:
                         'falling back to an older one.', candidate, self.directory,
                         type(e).__name__, str(e)[:300])
         continue
-      for step_ in damaged:
-        self._quarantine(step_)
+      if not self.read_only:  # Readers (sampling tools) never move anything.
+        for step_ in damaged:
+          self._quarantine(step_)
       return state, candidate
     if steps:
       raise CheckpointError(f'Every checkpoint in {self.directory} ({steps}) is damaged; nothing '
@@ -88,9 +94,9 @@ class Checkpointer:
     self.manager.reload()
 
   def _restore(self, template, step):
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
+    template = jax.tree_util.tree_map(np.asarray, jax.device_get(template))
     restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract)))
+        state=ocp.args.StandardRestore(template)))
     return restored['state']
 
   def close(self):

@@ -15,6 +15,8 @@ from typing import Dict, List, Optional
 
 from absl import logging
 
+from gan import checkpoint as checkpoint_lib
+
 # Sections of the printed table: (title, metric-name prefixes in order).
 _SECTIONS = (
     ('Quality (classifier feature space)', ('fid', 'kid', 'kid_stderr', 'precision', 'recall',
@@ -102,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     report = run_evaluation(args.workdir, args.checkpoint, args.num_samples,
                             args.inception_weights, args.output)
-  except (ValueError, FileNotFoundError) as e:
+  except (ValueError, FileNotFoundError, checkpoint_lib.CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   s = report['settings']

@@ -1,7 +1,8 @@
 """Variants of a real photo: invert it into the generator, then render it with other attributes.
 
   python -m gan.invert --workdir=DIR --image photo.jpg --attr colour=navy --out variants.png
-  python -m gan.invert --workdir=DIR --image mug.png --known category=mug --sweep colour --out mugs.png
+  python -m gan.invert --workdir=DIR --image mug.png --known category=mug --sweep colour \\
+      --out mugs.png
   python -m gan.invert --workdir=DIR --image bag.jpg --num 8 --jitter 0.4 --out-dir bag_variants/
 
 The output grid shows: the photo (as the model sees it), the reconstruction, then the variants
@@ -30,7 +31,7 @@ def build_parser():
   parser.add_argument('--num', type=int, default=0,
                       help='Also render NUM near variants (latent + jitter * noise). Default 0.')
   parser.add_argument('--jitter', type=float, default=0.5,
-                      help='Latent noise for the --num variants, in latent std units (default 0.5).')
+                      help='Latent noise of the --num variants, in latent std units (default 0.5).')
   parser.add_argument('--steps', type=int, default=defaults.steps, help='Adam steps.')
   parser.add_argument('--restarts', type=int, default=defaults.restarts,
                       help='Random starts optimised together as one batch; the best one wins.')
@@ -39,7 +40,8 @@ def build_parser():
   parser.add_argument('--feature-weight', type=float, default=defaults.feature_weight,
                       help='Weight of the discriminator-feature loss (0 = pixels only).')
   parser.add_argument('--fit', default='pad', choices=('pad', 'crop'),
-                      help='Make the photo square by padding (keeps the whole product) or cropping.')
+                      help='Make the photo square by padding (keeps the whole product) or by '
+                      'cropping.')
   parser.add_argument('--background', default='white',
                       help='Padding / transparency colour: white, black, auto, #rrggbb or r,g,b.')
   parser.add_argument('--save-latent', metavar='FILE.npz',

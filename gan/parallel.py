@@ -1,5 +1,10 @@
-"""The one place that knows about devices: pmap axis, batch sharding, global-batch randomness."""
+"""The one place that knows about devices: pmap axis, batch sharding, global-batch randomness,
+and multi-host initialisation (jax.distributed)."""
+import os
+from typing import Optional
+
 import jax
+from absl import logging
 import jax.numpy as jnp
 import numpy as np
 
@@ -23,6 +28,18 @@ def shard(tree):
   return jax.tree_util.tree_map(lambda x: x.reshape((d, -1) + x.shape[1:]), tree)
 
 
+def replicated(tree, devices=None):
+  """Places `tree` the way the pmapped step returns its unreplicated outputs (out_axes=None).
+
+  Feeding the step an input placed any other way (e.g. the freshly initialised state on one device)
+  makes pmap compile the step a second time at step 2.
+  """
+  devices = list(devices or jax.local_devices())
+  sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), (AXIS,)),
+                                        jax.sharding.PartitionSpec())
+  return jax.device_put(tree, sharding)
+
+
 def global_draw(key, sample_fn, local_shape, axis_name=AXIS):
   """Draws randomness for the GLOBAL batch from `key` and returns this device's slice.
 
@@ -43,3 +60,45 @@ def device_key(key, axis_name=AXIS):
 
 def to_host(tree):
   return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+
+
+def _on_multihost_tpu_vm() -> bool:
+  # Cloud TPU VM pod slices list every worker here; a single-host TPU VM lists one.
+  hosts = os.environ.get('TPU_WORKER_HOSTNAMES', '')
+  return len([h for h in hosts.split(',') if h.strip()]) > 1
+
+
+def initialize_distributed(coordinator_address: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> bool:
+  """Starts JAX's multi-controller runtime when this is a multi-host run; returns True if so.
+
+  Explicit arguments win, then the environment (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+  JAX_PROCESS_ID), then Cloud TPU VM auto-detection. A single-process run needs nothing.
+  Must run before any other JAX call.
+  """
+  address = coordinator_address or os.environ.get('JAX_COORDINATOR_ADDRESS')
+  if num_processes is None and os.environ.get('JAX_NUM_PROCESSES'):
+    num_processes = int(os.environ['JAX_NUM_PROCESSES'])
+  if process_id is None and os.environ.get('JAX_PROCESS_ID'):
+    process_id = int(os.environ['JAX_PROCESS_ID'])
+  if address:
+    if num_processes is None or process_id is None:
+      raise ValueError('A multi-host run with --coordinator_address also needs --num_processes and '
+                       '--process_id (or JAX_NUM_PROCESSES / JAX_PROCESS_ID).')
+    if not 0 <= process_id < num_processes:
+      raise ValueError(f'process_id={process_id} must be in [0, {num_processes}).')
+    if num_processes == 1:
+      return False
+    # CPU devices need a collectives backend to talk across processes (no effect on GPU/TPU).
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(coordinator_address=address, num_processes=num_processes,
+                               process_id=process_id)
+  elif _on_multihost_tpu_vm():
+    jax.distributed.initialize()  # Everything is discovered from the TPU metadata.
+  else:
+    return False
+  logging.info('jax.distributed: process %d of %d, %d local / %d global devices.',
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count())
+  return True

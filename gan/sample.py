@@ -1,6 +1,6 @@
 """Steer a trained generator from the command line.
 
-  python -m gan.sample --workdir=DIR --attr category=handbag --attr colour=red --num 16 --out bags.png
+  python -m gan.sample --workdir=DIR --attr category=handbag --attr colour=red --out bags.png
   python -m gan.sample --workdir=DIR --attr category=sneaker --sweep colour --num 2 --out sweep.png
   python -m gan.sample --workdir=DIR --interpolate 3,7 --frames 12 --out path.png   (+ path.gif)
   python -m gan.sample --workdir=DIR --directions 6 --out directions.png
@@ -31,7 +31,8 @@ def build_parser():
                       'restricted to [-t, t] (resampled). Lower = more typical, less diverse. '
                       '0 = off (default).')
   parser.add_argument('--any', dest='any_mode', default='auto', choices=ANY_MODES,
-                      help='How attributes left out become "any": the model\'s "unspecified" label, '
+                      help='How attributes left out become "any": the model\'s "unspecified" '
+                      'label, '
                       'a random value per image, or auto (unspecified if the run was trained '
                       'with attribute dropout, else random).')
   mode = parser.add_mutually_exclusive_group()
@@ -60,7 +61,8 @@ def _parse_pair(text: str):
   try:
     a, b = (int(s) for s in text.split(','))
   except ValueError:
-    raise cli.UsageError(f'--interpolate takes two seeds as SEED_A,SEED_B (e.g. 3,7); got {text!r}.')
+    raise cli.UsageError(f'--interpolate takes two seeds as SEED_A,SEED_B (e.g. 3,7); '
+                         f'got {text!r}.')
   return a, b
 
 
@@ -116,14 +118,16 @@ def run_sample(args) -> int:
     for k, value in enumerate(eigenvalues):
       print(f'{k:9d}  {value:10.4g}  {value / total:6.1%}')
     _write(args, images.reshape((-1,) + images.shape[2:]),
-           [f'direction_{k:02d}_{j:02d}' for k in range(len(images)) for j in range(frames)], frames)
+           [f'direction_{k:02d}_{j:02d}' for k in range(len(images)) for j in range(frames)],
+           frames)
   elif args.direction is not None:
     num = args.num or 16
     edited, original = generation.edit(run, args.direction, args.strength, attrs, num, args.seed,
                                        **common)
     print(f'direction {args.direction} at strength {args.strength:+g}' +
           (' (grid: top row original, bottom row edited)' if args.out else ''))
-    images = postprocess.apply(output.as_uint8(np.concatenate([original, edited])), args.postprocess)
+    both = output.as_uint8(np.concatenate([original, edited]))
+    images = postprocess.apply(both, args.postprocess)
     if args.out:
       print(f'wrote {output.save_grid(images, args.out, args.cols or num)}')
     if args.out_dir:

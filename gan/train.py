@@ -135,6 +135,7 @@ def _train(config, workdir, allow_config_change, lock):
     state = restored
     logging.info('Resumed from the checkpoint at step %d in %s.', restored_step,
                  checkpointer.directory)
+  state = parallel.replicated(state)
   start_step = int(state.step)
   logging.info('G: %d parameters, D: %d parameters.', state_lib.count_params(state.g_params),
                state_lib.count_params(state.d_params))

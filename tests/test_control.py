@@ -1,4 +1,5 @@
 """Control tools on a tiny trained run: sample by attribute, sweep, interpolate, SeFa, inversion."""
+import fcntl
 import os
 import shutil
 import subprocess
@@ -21,12 +22,28 @@ CELL = 16 + 2  # Tiny runs are 16x16; grids pad each cell by 2 pixels.
 
 @pytest.fixture(scope='module')
 def run_dir(tfds_dir, tmp_path_factory):
-  """One tiny trained run (checkpoints at steps 2 and 4) for the whole module."""
-  workdir = str(tmp_path_factory.mktemp('control') / 'run')
-  config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 4,
-                          'sample_every_steps': 0})
-  train.train_and_evaluate(config, workdir)
-  return workdir
+  """One tiny trained run (checkpoints at steps 2 and 4), trained once per test session.
+
+  Under pytest-xdist every worker would build module fixtures again; the workers share the parent
+  of their temp directories, so the first one trains there (under a file lock) and the others
+  reuse its run. The tests only read the run.
+  """
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    shared = shared.parent
+  workdir = shared / 'control_run'
+  with open(shared / 'control_run.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      if not (shared / 'control_run.done').exists():
+        shutil.rmtree(workdir, ignore_errors=True)  # A worker that died half-way.
+        config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 4,
+                                'sample_every_steps': 0})
+        train.train_and_evaluate(config, str(workdir))
+        (shared / 'control_run.done').touch()
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+  return str(workdir)
 
 
 @pytest.fixture(scope='module')
@@ -60,6 +77,14 @@ def test_load_run_restores_config_and_picks_checkpoints(run_dir, run, tmp_path):
   best = loading.load_run(copy)
   assert (best.checkpoint, best.step) == ('best', 2)
   assert loading.load_run(copy, 'latest').step == 4
+
+  # A damaged latest checkpoint: the tools fall back to an older one and move nothing on disk.
+  latest = os.path.join(checkpoint.checkpoint_dir(copy), '4')
+  for root, _, files in os.walk(os.path.join(latest, 'state')):
+    for name in files:
+      open(os.path.join(root, name), 'wb').close()
+  assert loading.load_run(copy, 'latest').step == 2
+  assert os.path.isdir(latest)
 
   with pytest.raises(FileNotFoundError, match='workdir of a productgan training run'):
     loading.load_run(str(tmp_path / 'nothing'))
@@ -172,8 +197,8 @@ def test_sweep_keeps_the_latent_fixed(run, run_dir, tmp_path):
   for row in range(2):
     for v in (0, 4):
       labels = vocab.encode({'category': 'sneaker', 'colour': values[v]})[None]
-      np.testing.assert_allclose(images[row, v], np.asarray(run.generate(z[row:row + 1], labels))[0],
-                                 atol=1e-5)
+      expected = np.asarray(run.generate(z[row:row + 1], labels))[0]
+      np.testing.assert_allclose(images[row, v], expected, atol=1e-5)
   assert not np.allclose(images[0, 0], images[0, 1])  # The colour changes the image...
   assert not np.allclose(images[0, 0], images[1, 0])  # ...and so does the latent.
   with pytest.raises(ValueError, match='do not also fix it'):
@@ -226,7 +251,8 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
   assert kernel_z.shape[0] == d
   random_dirs = np.random.default_rng(0).normal(size=(100, d))
   random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
-  assert np.linalg.norm(dirs[0] @ kernel_z) >= np.max(np.linalg.norm(random_dirs @ kernel_z, axis=1))
+  random_gains = np.linalg.norm(random_dirs @ kernel_z, axis=1)
+  assert np.linalg.norm(dirs[0] @ kernel_z) >= np.max(random_gains)
 
   edited, original = generation.edit(run, 0, 3.0, {'category': 'bottle'}, num=3, seed=0)
   assert np.mean(np.abs(edited - original)) > 1e-3

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from gan import checkpoint, evaluate, train
-from gan.control import loading
 from gan.data import pipeline
 from gan.evaluation import evaluator as evaluator_lib
 from tests.conftest import tiny_config
@@ -99,6 +98,9 @@ def test_bad_eval_settings_raise(run):
   workdir, config, spec, _, _ = run
   with pytest.raises(ValueError, match='num_samples=2 must exceed pr_k=3'):
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.num_samples': 2}), spec, workdir)
+  with pytest.raises(ValueError, match='classifier_steps must be 0 \\(auto\\) or >= 2'):
+    evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.classifier_steps': 1}), spec,
+                            workdir)
   with pytest.raises(ValueError, match="eval split 'validation'"):
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'data.eval_split': 'validation'}),
                             spec, workdir)

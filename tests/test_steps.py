@@ -31,8 +31,10 @@ def _batch(config, seed=0):
 
 def _run(config, num_devices, num_steps=2):
   state, step = _setup(config)
+  devices = jax.local_devices()[:num_devices]
   p_step = jax.pmap(step, axis_name=parallel.AXIS, in_axes=(None, 0), out_axes=(None, None),
-                    devices=jax.local_devices()[:num_devices])
+                    devices=devices)
+  state = parallel.replicated(state, devices)
   for i in range(num_steps):
     batch = {k: v.reshape((num_devices, -1) + v.shape[1:]) for k, v in _batch(config, i).items()}
     state, metrics = p_step(state, batch)

@@ -85,12 +85,18 @@ def test_outputs_and_gradients_match_reference(name, shape):
 @pytest.mark.parametrize('name', IMPLS)
 def test_same_parameter_pytree(name):
   x = jnp.zeros((1, 3, 4, 6))
+  key = jax.random.PRNGKey(0)
   for use_bias in (False, True):
-    ref = upconv.UPSAMPLERS.get('conv_transpose')(7, use_bias=use_bias).init(jax.random.PRNGKey(0), x)
-    got = upconv.UPSAMPLERS.get(name)(7, use_bias=use_bias).init(jax.random.PRNGKey(0), x)
-    assert jax.tree.map(jnp.shape, got) == jax.tree.map(jnp.shape, ref)
-    assert got['params']['kernel'].shape == (4, 4, 6, 7)
-    np.testing.assert_array_equal(got['params']['kernel'], ref['params']['kernel'])  # same init
+    ref = jax.eval_shape(upconv.UPSAMPLERS.get('conv_transpose')(7, use_bias=use_bias).init, key, x)
+    got = jax.eval_shape(upconv.UPSAMPLERS.get(name)(7, use_bias=use_bias).init, key, x)
+    assert jax.tree.map(lambda a: (a.shape, a.dtype), got) == jax.tree.map(lambda a: (a.shape, a.dtype), ref)
+  assert got['params']['kernel'].shape == (4, 4, 6, 7) and got['params']['bias'].shape == (7,)
+
+
+def test_same_initial_values():
+  x, key = jnp.zeros((1, 2, 3, 6)), jax.random.PRNGKey(0)
+  init = lambda impl: upconv.UPSAMPLERS.get(impl)(7).init(key, x)['params']['kernel']
+  np.testing.assert_array_equal(init(upconv.DEFAULT_UPSAMPLER), init('conv_transpose'))
 
 
 @pytest.mark.parametrize('name', [n for n in IMPLS if n != 'conv_transpose'])
@@ -103,8 +109,8 @@ def test_grad_of_grad_matches_reference(name):
     gx = jax.grad(lambda x: jnp.vdot(jnp.tanh(module.apply(_params(kernel), x)), cot))(x)
     return jnp.sum(gx ** 2)
 
-  np.testing.assert_allclose(jax.grad(penalty, argnums=1)(name, kernel),
-                             jax.grad(penalty, argnums=1)('conv_transpose', kernel), rtol=1e-3, atol=1e-3)
+  second = jax.jit(jax.grad(penalty, argnums=1), static_argnums=0)
+  np.testing.assert_allclose(second(name, kernel), second('conv_transpose', kernel), rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize('name', IMPLS)
@@ -112,7 +118,7 @@ def test_vmap_over_extra_axis(name):
   x, kernel, _ = _data((2, 3, 4, 2, 3), seed=2)
   module = upconv.UPSAMPLERS.get(name)(3)
   xs = np.stack([x, -2 * x])
-  got = jax.vmap(lambda x: module.apply(_params(kernel), x))(xs)
+  got = jax.jit(jax.vmap(lambda x: module.apply(_params(kernel), x)))(xs)
   np.testing.assert_allclose(got[1], module.apply(_params(kernel), xs[1]), **TOL)
   np.testing.assert_allclose(got[0], -0.5 * got[1], **TOL)
 
@@ -132,3 +138,22 @@ def test_choose_scheme_dcgan_shapes():
 def test_bad_input_is_a_clear_error(bad):
   with pytest.raises(ValueError, match='NHWC|floating'):
     upconv.UPSAMPLERS.get(upconv.DEFAULT_UPSAMPLER)(4).init(jax.random.PRNGKey(0), bad)
+
+
+@pytest.mark.parametrize('scheme', sorted(upconv.SCHEMES))
+def test_batch_chunks_match_reference(scheme):
+  x, kernel, cot = _data((4, 5, 4, 3, 6), seed=3)
+  loss = lambda f: lambda x, k: jnp.vdot(f(x, k), cot)
+  chunked = jax.jit(jax.value_and_grad(loss(lambda x, k: upconv.fast_conv_transpose(x, k, scheme, chunks=2)),
+                                       argnums=(0, 1)))
+  reference = jax.value_and_grad(loss(upconv.conv_transpose_reference), argnums=(0, 1))
+  (v, (gx, gk)), (v_ref, (gx_ref, gk_ref)) = chunked(x, kernel), reference(x, kernel)
+  np.testing.assert_allclose(v, v_ref, rtol=1e-4)
+  np.testing.assert_allclose(gx, gx_ref, **TOL)
+  np.testing.assert_allclose(gk, gk_ref, **TOL)
+
+
+def test_choose_chunks():
+  assert upconv.choose_chunks('toom4', 64, 16, 16, 64) > 1  # the DCGAN 16->32 layer
+  assert upconv.choose_chunks('toom4', 63, 16, 16, 64) == 1  # the batch must divide
+  assert upconv.choose_chunks('toom2', 2, 4, 4, 8) == 1

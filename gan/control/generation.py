@@ -74,7 +74,7 @@ def sample(run: Run, assignments: Optional[Mapping[str, str]] = None, num: int =
 def sweep(run: Run, attribute: str, assignments: Optional[Mapping[str, str]] = None, num: int = 1,
           seed: int = 0, truncation: Optional[float] = None, any_mode: str = 'auto'
           ) -> Tuple[np.ndarray, Tuple[str, ...]]:
-  """Same product, other values: for each of `num` fixed latents, one image per value of `attribute`.
+  """Same product, other values: for each of `num` fixed latents, one image per attribute value.
 
   Returns (images [num, V, H, W, 3], value names). Row r uses latent r of `seed` (and, in 'random'
   any-mode, the same random values of the other attributes) in every column: only the swept

@@ -100,7 +100,8 @@ def soft_generate(run: Run, z, probs: List[jnp.ndarray], g_variables=None):
 
   dummy = jnp.zeros((n, len(run.num_classes)), jnp.int32)  # Replaced by the interceptor.
   with nn.intercept_methods(interceptor):
-    return run.generator.apply(run.g_variables if g_variables is None else g_variables, z, dummy, train=False)
+    variables = run.g_variables if g_variables is None else g_variables
+    return run.generator.apply(variables, z, dummy, train=False)
 
 
 def _collect_features(tree, out):
@@ -108,7 +109,7 @@ def _collect_features(tree, out):
     match = _FEATURE_LAYER.match(name)
     if match and isinstance(value, dict) and '__call__' in value:
       index, wrapped = int(match.group(2)), bool(match.group(1))
-      if wrapped or index not in out:  # The spectral-norm wrapper's output wins over the inner conv's.
+      if wrapped or index not in out:  # A spectral-norm wrapper's output wins over its inner conv.
         out[index] = value['__call__'][0]
     elif isinstance(value, dict):
       _collect_features(value, out)
@@ -117,7 +118,8 @@ def _collect_features(tree, out):
 
 def d_features(run: Run, images, d_variables=None) -> List[jnp.ndarray]:
   """The discriminator's down-sampling activations (eval mode), shallow to deep."""
-  labels = jnp.tile(jnp.asarray(run.vocabulary.unspecified(), jnp.int32)[None], (images.shape[0], 1))
+  unspecified = jnp.asarray(run.vocabulary.unspecified(), jnp.int32)
+  labels = jnp.tile(unspecified[None], (images.shape[0], 1))
   _, captured = run.discriminator.apply(
       run.d_variables if d_variables is None else d_variables, images, labels, train=False,
       capture_intermediates=lambda m, method: method == '__call__' and bool(
@@ -178,36 +180,33 @@ def invert(run: Run, image, known: Optional[Mapping[str, str]] = None,
     return total
 
   tx = optax.adam(config.learning_rate)
-
-  def optimise(variables, params, probs_fn, steps):
-    def step(carry, _):
-      params, opt_state = carry
-      loss_fn = lambda p: jnp.sum(losses(variables, p['z'], probs_fn(p)))
-      loss, grads = jax.value_and_grad(loss_fn)(params)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss
-    (params, _), history = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
-    return params, history
-
   soft_steps = int(round(config.soft_fraction * config.steps)) if num_classes else 0
-  hard_steps = config.steps - soft_steps
+
+  def probs_at(logits, hard):
+    """Soft mixtures, or (once hard) each restart's most likely values as fixed one-hots."""
+    return [jnp.where(hard, jax.nn.one_hot(jnp.argmax(p, axis=-1), p.shape[-1]), p)
+            for p in _mix(logits, known_labels, num_classes)]
 
   @jax.jit
   def run_all(variables, z0):
+    # Both phases in one scan (one compilation): after soft_steps the attribute logits freeze
+    # (their Adam updates are zeroed, so the argmax cannot drift) and only z moves.
+    def step(carry, i):
+      params, opt_state = carry
+      hard = i >= soft_steps
+      loss_fn = lambda p: jnp.sum(losses(variables, p['z'], probs_at(p['logits'], hard)))
+      loss, grads = jax.value_and_grad(loss_fn)(params)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      updates['logits'] = jnp.where(hard, 0.0, updates['logits'])
+      return (optax.apply_updates(params, updates), opt_state), loss
+
     params = {'z': z0, 'logits': jnp.zeros((z0.shape[0], sum(num_classes)), jnp.float32)}
-    soft = lambda p: _mix(p['logits'], known_labels, num_classes)
-    history = []
-    if soft_steps:
-      params, h = optimise(variables, params, soft, soft_steps)
-      history.append(h)
-    hard_probs = [jax.nn.one_hot(jnp.argmax(p, axis=-1), p.shape[-1]) for p in soft(params)]
-    labels = jnp.stack([jnp.argmax(p, axis=-1) for p in hard_probs], axis=1).astype(jnp.int32) \
-        if num_classes else jnp.zeros((z0.shape[0], 0), jnp.int32)
-    z_params = {'z': params['z']}
-    if hard_steps:
-      z_params, h = optimise(variables, z_params, lambda p: hard_probs, hard_steps)
-      history.append(h)
-    return z_params['z'], labels, jnp.concatenate(history)
+    (params, _), history = jax.lax.scan(step, (params, tx.init(params)),
+                                        jnp.arange(config.steps))
+    labels = [jnp.argmax(p, axis=-1) for p in probs_at(params['logits'], True)]
+    labels = jnp.stack(labels, axis=1).astype(jnp.int32) if labels else \
+        jnp.zeros((z0.shape[0], 0), jnp.int32)
+    return params['z'], labels, history
 
   z0 = latents_lib.seed_latents(config.seed, config.restarts, d, config.truncation)
   variables = (run.g_variables, run.d_variables)
@@ -217,8 +216,8 @@ def invert(run: Run, image, known: Optional[Mapping[str, str]] = None,
   restart_mse, restart_psnr = mse_psnr(reconstructions, np.asarray(target), axis=(1, 2, 3))
   best = int(np.argmin(restart_mse))
   # Baseline: the random starting latents with the same (found) attributes.
-  _, initial_psnr = mse_psnr(np.asarray(run.generate(z0, labels)), np.asarray(target), axis=(1, 2, 3))
-  initial_psnr = np.max(initial_psnr)
+  starts = np.asarray(run.generate(z0, labels))
+  initial_psnr = np.max(mse_psnr(starts, np.asarray(target), axis=(1, 2, 3))[1])
   return InversionResult(
       z=np.asarray(z[best], np.float32), labels=np.asarray(labels[best], np.int32),
       attributes=vocab.decode(labels[best]), reconstruction=reconstructions[best],

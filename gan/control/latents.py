@@ -76,7 +76,9 @@ def interpolation_path(a, b, frames: int) -> np.ndarray:
   if frames < 2:
     raise ValueError(f'An interpolation needs at least 2 frames, got {frames}.')
   t = np.linspace(0.0, 1.0, frames)
-  return slerp(np.broadcast_to(a, (frames,) + np.shape(a)), np.broadcast_to(b, (frames,) + np.shape(b)), t)
+  a = np.broadcast_to(a, (frames,) + np.shape(a))
+  b = np.broadcast_to(b, (frames,) + np.shape(b))
+  return slerp(a, b, t)
 
 
 def mean_pairwise_distance(x) -> float:

@@ -7,13 +7,14 @@ import dataclasses
 import functools
 import json
 import os
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from configs import default as default_config
 from gan import checkpoint as checkpoint_lib
@@ -52,8 +53,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   """
   path = os.path.join(workdir, CONFIG_FILENAME)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'No {CONFIG_FILENAME} in {workdir!r}: is it the workdir of a productgan '
-                            'training run (python -m gan.main --workdir=...)?')
+    raise FileNotFoundError(f'No {CONFIG_FILENAME} in {workdir!r}: is it the workdir of a '
+                            'productgan training run (python -m gan.main --workdir=...)?')
   with tf.io.gfile.GFile(path) as f:
     try:
       saved = json.load(f)
@@ -100,7 +101,7 @@ class Run:
     return steps.make_sample_fn(self.generator)
 
   def generate(self, z, labels) -> jnp.ndarray:
-    """EMA generator, eval mode: z [n, latent_dim], int labels [n, A] -> images [n, H, W, 3] in [-1, 1]."""
+    """EMA generator, eval mode: z [n, d], int labels [n, A] -> images [n, H, W, 3] in [-1, 1]."""
     z = jnp.asarray(z, jnp.float32)
     labels = jnp.asarray(labels, jnp.int32).reshape(z.shape[0], len(self.num_classes))
     return self._sample(self.state.ema_params, self.state.ema_batch_stats, z, labels)
@@ -129,18 +130,16 @@ def parse_checkpoint(choice: CheckpointChoice) -> CheckpointChoice:
   raise ValueError(f'--checkpoint must be best, latest or a step number; got {choice!r}.')
 
 
-def abstract_state(config, generator, discriminator, num_classes):
-  """The GANState's shapes and dtypes (a restore template) without initialising anything.
+def state_template(config, generator, discriminator, num_classes):
+  """A restore template for the run's GANState: host zeros of the right shapes and dtypes.
 
-  Every leaf is placed on this process's first device: the checkpoint may have been written on
-  another topology (8 devices, a TPU slice), and sampling needs one device only.
+  Shapes come from jax.eval_shape (nothing is initialised or compiled). Host numpy arrays restore
+  whatever topology wrote the checkpoint (8 devices, a TPU slice); sampling needs one device only.
   """
   (g_tx, _), (d_tx, _) = optim.build_optimizers(config)
   shapes = jax.eval_shape(lambda: state_lib.create_state(config, generator, discriminator, g_tx,
                                                          d_tx, num_classes, config.seed))
-  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  return jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
+  return jax.tree_util.tree_map(lambda x: np.zeros(x.shape, x.dtype), shapes)
 
 
 def load_run(workdir: str, checkpoint: CheckpointChoice = 'best') -> Run:
@@ -156,7 +155,7 @@ def load_run(workdir: str, checkpoint: CheckpointChoice = 'best') -> Run:
     vocabulary = Vocabulary.from_dict({})
   num_classes = vocabulary.num_classes
   generator, discriminator = build_models(config, num_classes)
-  template = abstract_state(config, generator, discriminator, num_classes)
+  template = state_template(config, generator, discriminator, num_classes)
 
   regular, best = checkpoint_lib.CHECKPOINT_DIR, checkpoint_lib.BEST_CHECKPOINT_DIR
   if choice == 'best':
@@ -175,9 +174,33 @@ def load_run(workdir: str, checkpoint: CheckpointChoice = 'best') -> Run:
                             'train first (python -m gan.main --workdir=...).')
   checkpointer = checkpoint_lib.Checkpointer(workdir, read_only=True, subdir=subdir)
   try:
-    state, restored_step = checkpointer.restore(template, step)
+    state, restored_step = _restore_read_only(checkpointer, template, step)
   finally:
     checkpointer.close()
-  if state is None:
-    raise FileNotFoundError(f'No checkpoints in {checkpointer.directory}.')
+  state = jax.device_put(state)  # Once, rather than a host-to-device copy per sampling call.
   return Run(workdir, config, vocabulary, generator, discriminator, state, int(restored_step), kind)
+
+
+def _restore_read_only(checkpointer, template, step):
+  """Restores `step`, or the newest readable checkpoint, touching nothing on disk.
+
+  Checkpointer.restore without a step moves damaged checkpoints aside (so training can rewrite
+  them); a sampling tool, possibly running next to training, must not, so it asks for each step
+  explicitly and only skips the unreadable ones.
+  """
+  if step is not None:
+    return checkpointer.restore(template, step)
+  steps = checkpointer.steps()
+  errors = []
+  for candidate in reversed(steps):
+    try:
+      return checkpointer.restore(template, candidate)
+    except Exception as e:  # orbax raises many types for damaged files; all mean "unreadable".
+      errors.append(f'step {candidate}: {type(e).__name__}: {str(e)[:200]}')
+      logging.warning('Checkpoint at step %d in %s cannot be read (%s); trying an older one.',
+                      candidate, checkpointer.directory, errors[-1])
+  if not steps:
+    raise FileNotFoundError(f'No checkpoints in {checkpointer.directory}: train first '
+                            '(python -m gan.main --workdir=...).')
+  raise checkpoint_lib.CheckpointError(
+      f'No checkpoint in {checkpointer.directory} can be read: ' + '; '.join(errors))

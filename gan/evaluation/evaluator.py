@@ -25,7 +25,24 @@ two evaluations differ only through the generator:
   with only that attribute requested (the others unspecified) -> control accuracy per attribute.
 
 All distribution metrics live in the classifier's feature space (`feature_dim`-d). Inception-V3 FID
-(`eval/inception_fid`) is added when `config.eval.inception_weights` names a readable local file.
+(`eval/inception_fid`) is added when `config.eval.inception_weights` names a readable local file;
+without it a note says so and everything else runs.
+
+Reading the numbers (keys of `evaluate`, all prefixed 'eval/'):
+  fid, kid, kid_stderr        lower is better; compare with fid_floor / kid_floor (a training subset
+                              against the same real set): a generator cannot beat that floor in
+                              practice. Compare FIDs only at equal num_samples.
+  precision, recall           fraction of generated images inside the real manifold (fidelity) and
+                              of real images inside the generated one (coverage); *_floor likewise.
+  memorisation_*_median       feature distance to the nearest training image, for generated images
+                              and for held-out real ones; memorisation_ratio = gen / real. Well
+                              below 1: generated images sit closer to training images than unseen
+                              real ones do, i.e. the generator may be copying.
+  control_acc/<attribute>     that attribute alone requested; fraction the classifier agrees with
+                              (mean: over attributes). control_acc_joint/<attribute>: every
+                              attribute requested at once (combinations from the data); /all: every
+                              attribute right at once. Bounded by classifier_acc/<attribute>, the
+                              classifier's own held-out accuracy.
 
 `BestCheckpoint(workdir)` keeps the best checkpoint by `eval/fid` in `best_checkpoint/` (apart from
 the latest ones) with `best_checkpoint.json` (its step and metrics) beside it.
@@ -60,6 +77,8 @@ BEST_JSON = 'best_checkpoint.json'
 CLASSIFIER_DIR = 'eval_classifier'
 # Same key as train.SampleWriter, so the standing statistics equal the ones checkpoints carry.
 STANDING_STATS_SEED_OFFSET = 2
+# Held-out accuracy below which the classifier's control verdicts come with a warning.
+WEAK_CLASSIFIER = 0.8
 
 # config.eval fields this module reads (config.eval.get(name, default)); see CONFIG_FIELDS.md.
 DEFAULTS = {
@@ -205,9 +224,10 @@ def _random_subset(spec, split: str, resolution: int, count: int, seed: int):
 def _split_size(spec, split: str, what: str) -> int:
   splits = spec.builder.info.splits
   if splits and split not in splits:
-    raise ValueError(f'Evaluation needs a {what} split {split!r}, but {spec.builder.info.full_name} '
-                     f'has splits {", ".join(splits) or "(none)"}. Set --config.data.{what}_split, '
-                     'or build the catalogue with a held-out part (--holdout 0.1).')
+    raise ValueError(f'Evaluation needs a {what} split {split!r}, but '
+                     f'{spec.builder.info.full_name} has splits {", ".join(splits) or "(none)"}. '
+                     f'Set --config.data.{what}_split, or build the catalogue with a held-out '
+                     'part (--holdout 0.1).')
   return spec.num_examples(split)
 
 
@@ -277,8 +297,8 @@ class Evaluator:
     num_eval = _split_size(spec, eval_split, 'eval')
     self.num_real = min(self.num_samples, num_eval)
     if self.num_real <= self.pr_k:
-      raise ValueError(f'The eval split {eval_split!r} has {num_eval} images; evaluation needs more '
-                       f'than pr_k={self.pr_k}.')
+      raise ValueError(f'The eval split {eval_split!r} has {num_eval} images; evaluation needs '
+                       f'more than pr_k={self.pr_k}.')
     self.num_train = min(int(setting('max_train_examples')), num_train)
 
     cache_dir = setting('classifier_dir') or os.path.join(workdir, CLASSIFIER_DIR)
@@ -295,11 +315,15 @@ class Evaluator:
         'learning_rate': float(setting('classifier_learning_rate')),
         'flip': bool(setting('classifier_flip')),
     }
+    if self.classifier_settings['steps'] < 2:
+      raise ValueError('config.eval.classifier_steps must be 0 (auto) or >= 2, got '
+                       f"{self.classifier_settings['steps']}.")
     self._train_data = functools.lru_cache(maxsize=1)(
         lambda: _random_subset(spec, train_split, self.resolution, self.num_train, self.seed))
     self._real_data = functools.lru_cache(maxsize=1)(
         lambda: _random_subset(spec, eval_split, self.resolution, self.num_real, self.seed + 1))
 
+    self._trained_now = False
     self.classifier = self._prepare_classifier()
     self._prepare_real_features()
     self._prepare_inception(setting('inception_weights'))
@@ -330,6 +354,7 @@ class Evaluator:
     elif saved is not None:
       logging.info('Cached evaluation classifier %s was trained with other settings; retraining.',
                    path)
+    self._trained_now = True  # Features cached for an earlier classifier no longer apply.
     images, labels = self._train_data()
     s = self.classifier_settings
     logging.info('Training the evaluation classifier on %d %s images (%d steps at batch %d) for '
@@ -354,7 +379,7 @@ class Evaluator:
     key = {'classifier': self._classifier_key(), 'eval_split': self.config.data.eval_split,
            'num_real': self.num_real}
     path = f'{self._cache_prefix}.features-{_fingerprint(key)}.npz'
-    cached = _npz_read(path)
+    cached = None if self._trained_now else _npz_read(path)
     if cached is not None and str(cached.get('key')) == json.dumps(key, sort_keys=True):
       train_feats, real_feats = cached['train_features'], cached['real_features']
       real_labels, real_preds = cached['real_labels'], cached['real_predictions']
@@ -388,6 +413,11 @@ class Evaluator:
                   'precision_floor': precision, 'recall_floor': recall}
     logging.info('Evaluation classifier held-out accuracy %s; real-vs-real floor %s.',
                  self.classifier_accuracy, self.floor)
+    weak = {n: round(a, 3) for n, a in self.classifier_accuracy.items() if a < WEAK_CLASSIFIER}
+    if weak:
+      self._note(f'The evaluation classifier is weak on held-out images ({weak}): control '
+                 'accuracies of these attributes cannot be trusted. Raise '
+                 'config.eval.classifier_steps (or classifier_width).')
 
   def _prepare_inception(self, weights: Optional[str]):
     self.inception = None
@@ -534,15 +564,20 @@ class Evaluator:
 class BestCheckpoint:
   """The best checkpoint by `eval/fid` (lower is better), kept apart from the latest ones.
 
-  Layout: <workdir>/best_checkpoint/<step>/ (one orbax checkpoint) and <workdir>/best_checkpoint.json
-  ({'step', 'metric', 'value', 'metrics'}), written after the checkpoint so it never names a step
-  that is not on disk. Survives restarts: a resumed run only replaces it with a better one.
+  Layout: <workdir>/best_checkpoint/<step>/ (one orbax checkpoint) and
+  <workdir>/best_checkpoint.json ({'step', 'metric', 'value', 'metrics'}), written after the
+  checkpoint so it never names a step that is not on disk. Survives restarts: a resumed run only
+  replaces it with a better one.
   """
 
   def __init__(self, workdir: str, metric: str = BEST_METRIC):
     self.workdir, self.metric = workdir, metric
     self.json_path = os.path.join(workdir, BEST_JSON)
     self._checkpointer = None  # Created on the first save: reading best() must not create dirs.
+    # Read once, then kept in memory: every process of a multi-host run decides alike without
+    # racing process 0's JSON writes.
+    self._best = None
+    self._loaded = False
 
   @property
   def directory(self) -> str:
@@ -550,10 +585,12 @@ class BestCheckpoint:
 
   def best(self) -> Optional[Tuple[int, Dict[str, float]]]:
     """(step, metrics) of the best checkpoint so far, or None."""
-    info = _json_read(self.json_path)
-    if not info or 'step' not in info:
-      return None
-    return int(info['step']), dict(info.get('metrics', {}))
+    if not self._loaded:
+      info = _json_read(self.json_path)
+      if info and 'step' in info:
+        self._best = (int(info['step']), dict(info.get('metrics', {})))
+      self._loaded = True
+    return None if self._best is None else (self._best[0], dict(self._best[1]))
 
   def update(self, step: int, state, metrics_: Dict[str, float]) -> bool:
     """Saves `state` as the best checkpoint if metrics_[metric] beats the best so far."""
@@ -573,9 +610,11 @@ class BestCheckpoint:
           self.workdir, max_to_keep=1, subdir=checkpoint_lib.BEST_CHECKPOINT_DIR)
     if step not in self._checkpointer.steps():  # e.g. re-evaluated after a crash before the JSON
       self._checkpointer.save(step, state)
+    kept = {k: float(v) for k, v in metrics_.items()}
     if jax.process_index() == 0:
       _json_write(self.json_path, {'step': int(step), 'metric': self.metric, 'value': value,
-                                   'metrics': {k: float(v) for k, v in metrics_.items()}})
+                                   'metrics': kept})
+    self._best = (int(step), kept)
     logging.info('New best checkpoint at step %d: %s = %.4g.', step, self.metric, value)
     return True
 

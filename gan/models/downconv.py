@@ -21,7 +21,6 @@ one batched GEMM between two cheap transforms; its gradients use the same pieces
 Differentiation: as in `upconv`, reverse mode, jit and vmap work for every implementation;
 forward mode (jax.jvp, jacfwd) only for 'conv'.
 """
-import functools
 from typing import Callable
 
 import flax.linen as nn
@@ -67,17 +66,22 @@ def _kern_d_t(name, _, u):
 kern_d, kern_d_t = upconv._linear_pair(_kern_d, _kern_d_t)
 
 
-def fast_conv(x, kernel, scheme: str):
+def fast_conv(x, kernel, scheme: str, chunks: int = 1):
   """Conv k=4 s=2 p=1 (PyTorch semantics, kernel [4, 4, Cin, Cout]) with an upconv scheme."""
   s = SCHEMES[scheme]
   n, h, w, _ = x.shape
   # Output row i reads input rows 2i-1 .. 2i+2; tiles must cover input row 2*(H//2) when H is odd.
   th, tw = tiles_for(-(-h // 2), s.tile), tiles_for(-(-w // 2), s.tile)
   hp, wp = 2 * s.tile * th, 2 * s.tile * tw
-  x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
-  g = (n, th, tw)
-  z = upconv.batched_matmul(upconv.pout_t(scheme, g, x), kern_d(scheme, None, kernel))
-  return upconv.kin_t(scheme, g, z)[:, :h // 2, :w // 2]
+  if (hp, wp) != (h, w):
+    x = jnp.pad(x, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)))
+  u = kern_d(scheme, None, kernel)
+
+  def run(x):
+    g = (x.shape[0], th, tw)
+    return upconv.kin_t(scheme, g, upconv.batched_matmul(upconv.pout_t(scheme, g, x), u))
+
+  return upconv.in_chunks(run, x, chunks)[:, :h // 2, :w // 2]
 
 
 def choose_scheme(height: int, width: int, in_features: int, features: int) -> str:
@@ -151,8 +155,14 @@ class Toom4Downsample(_Downsample):
 
 @DOWNSAMPLERS.register('fast')
 class FastDownsample(_Downsample):
-  """Picks the fastest scheme for the layer shape (`choose_scheme`)."""
+  """On CPU, the fastest scheme and batch chunking for the layer shape (`choose_scheme`,
+  `upconv.choose_chunks`); on GPU/TPU, where XLA's convolutions are fast, the reference."""
 
   def _apply(self, x, kernel):
-    scheme = choose_scheme(x.shape[1], x.shape[2], x.shape[3], self.features)
-    return fast_conv(x, kernel, scheme)
+    if jax.default_backend() != 'cpu':
+      return conv_reference(x, kernel)
+    n, h, w, c = x.shape
+    scheme = choose_scheme(h, w, c, self.features)
+    # The conv is the transposed conv of its output size, run backwards: same intermediates.
+    chunks = upconv.choose_chunks(scheme, n, -(-h // 2), -(-w // 2), c)
+    return fast_conv(x, kernel, scheme, chunks)

@@ -20,7 +20,9 @@ batched GEMM of (T+1)^2 matrices (which XLA CPU runs near its matmul roofline) a
 element-wise transforms. The backward pass uses the same pieces transposed: custom VJPs give every
 linear transform its exact transpose, so no slow autodiff-generated pad/scatter code remains.
 
-`DEFAULT_UPSAMPLER` ('fast') picks the scheme per layer shape; see `choose_scheme`.
+`DEFAULT_UPSAMPLER` ('fast') picks the scheme per layer shape (`choose_scheme`) and runs big
+layers a slice of the batch at a time so the transforms' intermediates stay in cache
+(`choose_chunks`); on GPU/TPU it runs the reference, XLA's convolutions being fast there.
 
 Differentiation: reverse mode (grad, vjp, grad-of-grad as in R1 penalties), jit and vmap work for
 every implementation. Forward mode (jax.jvp, jacfwd, hessian) works only for 'conv_transpose',
@@ -322,29 +324,62 @@ def tiles_for(size: int, tile: int) -> int:
   return -(-size // tile)
 
 
-def fast_conv_transpose(x, kernel, scheme: str):
+def in_chunks(fn, x, chunks: int):
+  """fn over `chunks` equal slices of the batch, one after another (lax.map).
+
+  The transforms stream several times the layer's data through memory; run on a slice of the
+  batch at a time, their intermediates stay in cache. The GEMMs see fewer rows but still run near
+  peak. Falls back to one chunk when the batch does not divide.
+  """
+  n = x.shape[0]
+  if chunks <= 1 or n % chunks:
+    return fn(x)
+  y = lax.map(fn, x.reshape(chunks, n // chunks, *x.shape[1:]))
+  return y.reshape(n, *y.shape[2:])
+
+
+def fast_conv_transpose(x, kernel, scheme: str, chunks: int = 1):
   """Transposed conv k=4 s=2 p=1 (PyTorch semantics, kernel [4, 4, Cin, Cout]) with a scheme."""
   s = SCHEMES[scheme]
   n, h, w, _ = x.shape
   th, tw = tiles_for(h, s.tile), tiles_for(w, s.tile)
   if (th * s.tile, tw * s.tile) != (h, w):
     x = jnp.pad(x, ((0, 0), (0, th * s.tile - h), (0, tw * s.tile - w), (0, 0)))
-  g = (n, th, tw)
-  y = pout(scheme, g, batched_matmul(kin(scheme, g, x), kern(scheme, None, kernel)))
-  return y[:, :2 * h, :2 * w]
+  u = kern(scheme, None, kernel)
+
+  def run(x):
+    g = (x.shape[0], th, tw)
+    return pout(scheme, g, batched_matmul(kin(scheme, g, x), u))
+
+  return in_chunks(run, x, chunks)[:, :2 * h, :2 * w]
 
 
 def choose_scheme(height: int, width: int, in_features: int, features: int) -> str:
   """The fastest scheme for a layer shape, from experiments/bench_layers.py on XLA CPU.
 
   Few output channels (the RGB layer): the direct GEMM + overlap-add moves the least data.
-  Otherwise Toom-Cook: T=4 cuts the GEMM FLOPs most, T=2 keeps tiles fuller on tiny maps.
+  Otherwise Toom-Cook: T=4 cuts the GEMM FLOPs most, T=2 keeps the GEMMs taller on 4x4 maps.
   """
   if features <= 16:
     return 'gemm'
   if min(height, width) >= 8:
     return 'toom4'
   return 'toom2'
+
+
+CHUNK_BYTES = 10 * 2 ** 20
+
+
+def choose_chunks(scheme: str, batch: int, height: int, width: int, channels: int) -> int:
+  """Batch chunks so the largest per-chunk intermediate (the GEMM products) stays near
+  CHUNK_BYTES: [points^2, tiles, sub^2 * channels] float32, channels = the wide side's."""
+  s = SCHEMES[scheme]
+  tiles = batch * tiles_for(height, s.tile) * tiles_for(width, s.tile)
+  size = s.points ** 2 * tiles * s.sub ** 2 * channels * 4
+  chunks = 1
+  while size / (2 * chunks) >= CHUNK_BYTES and batch % (2 * chunks) == 0:
+    chunks *= 2
+  return chunks
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,8 +450,12 @@ class Toom4Upsample(_Upsample):
 
 @UPSAMPLERS.register('fast')
 class FastUpsample(_Upsample):
-  """Picks the fastest scheme for the layer shape (`choose_scheme`)."""
+  """On CPU, the fastest scheme and batch chunking for the layer shape (`choose_scheme`,
+  `choose_chunks`); on GPU/TPU, where XLA's own convolutions are fast, the reference."""
 
   def _apply(self, x, kernel):
-    scheme = choose_scheme(x.shape[1], x.shape[2], x.shape[3], self.features)
-    return fast_conv_transpose(x, kernel, scheme)
+    if jax.default_backend() != 'cpu':
+      return conv_transpose_reference(x, kernel)
+    n, h, w, c = x.shape
+    scheme = choose_scheme(h, w, c, self.features)
+    return fast_conv_transpose(x, kernel, scheme, choose_chunks(scheme, n, h, w, self.features))
