@@ -74,8 +74,27 @@ def get_config():
   config.sample.standing_stats_batches = 4  # Batches used to re-estimate BatchNorm statistics for the EMA G.
   config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid.
 
-  # ---- Evaluation (see gan/evaluation) ----
+  # ---- Evaluation (gan/evaluation/evaluator.py; every eval_every_steps and python -m gan.evaluate) ----
   config.eval = ml_collections.ConfigDict()
-  config.eval.num_samples = 2000
-  config.eval.inception_weights = ml_collections.config_dict.placeholder(str)  # Local Inception-V3 weights file.
+  config.eval.num_samples = 2000       # Generated images for FID/KID/precision/recall; also the size of the
+                                       # held-out real set (capped at the eval split). Compare FIDs at equal counts.
+  config.eval.batch_size = 250         # Generation / feature-extraction batch.
+  config.eval.seed = 0                 # Fixes latents, labels and real subsets, so evaluations differ only by G.
+  config.eval.control_samples_per_value = 50  # Control set: images per attribute value (that attribute alone).
+  config.eval.kid_subsets = 100        # KID: random subsets averaged (their spread gives eval/kid_stderr).
+  config.eval.kid_subset_size = 1000   # KID: images per subset (clipped to the smaller set).
+  config.eval.pr_k = 3                 # Precision/recall: k of the k-NN manifold radii.
+  config.eval.max_train_examples = 20_000  # Training images for the classifier, the memorisation reference
+                                       # and the real-vs-real floor (a uniform random subset if larger).
+  # The domain feature extractor: an attribute classifier trained on the training split, cached in
+  # classifier_dir (default <workdir>/eval_classifier), retrained when the dataset or these settings change.
+  config.eval.classifier_dir = ml_collections.config_dict.placeholder(str)
+  config.eval.classifier_steps = 0     # 0 = auto: ~10 epochs, clipped to [200, 1500] (1500 at 20k images, batch 128).
+  config.eval.classifier_batch_size = 128
+  config.eval.classifier_width = 32    # Channels of the classifier's first stage (x1, x2, x4, x8 per stage).
+  config.eval.classifier_feature_dim = 256  # Feature space of FID/KID/precision/recall/memorisation.
+  config.eval.classifier_learning_rate = 2e-3
+  config.eval.classifier_flip = True   # Horizontal flips while training it; off if an attribute is left/right.
+  config.eval.inception_weights = ml_collections.config_dict.placeholder(str)  # Local Inception-V3 .npz for an
+                                       # extra, literature-comparable eval/inception_fid (none: a note, rest runs).
   return config

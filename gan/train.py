@@ -19,6 +19,7 @@ from gan import optim, parallel, preemption, samples, state as state_lib, steps,
 from gan.data import augment as augment_lib
 from gan.data import diffaug
 from gan.data import pipeline
+from gan.evaluation import evaluator as evaluator_lib
 from gan.models import build_models
 from gan.models.dcgan import num_resampling_layers
 
@@ -147,6 +148,8 @@ def _train(config, workdir, allow_config_change, lock):
   batches = pipeline.sharded_batches(pipeline.train_dataset(
       spec, config, start_step=start_step, augment_fn=tf_augment))
   sampler = SampleWriter(config, vocabulary, workdir, writer)
+  evaluator = evaluator_lib.Evaluator(config, spec, workdir) if config.eval_every_steps else None
+  best = evaluator_lib.BestCheckpoint(workdir) if evaluator else None
 
   if start_step == 0:
     writer.write_hparams({k: v for k, v in _flatten(config).items()})
@@ -189,6 +192,10 @@ def _train(config, workdir, allow_config_change, lock):
         sampler.write(step, state)
       if every(config.checkpoint_every_steps, step) or is_last:
         checkpointer.save(step, state)
+      if evaluator and (every(config.eval_every_steps, step) or step == config.num_train_steps):
+        eval_scalars = evaluator.evaluate(state)
+        writer.write_scalars(step, eval_scalars)
+        best.update(step, state, eval_scalars)
       if preempted:
         logging.warning('Preempted: saved the checkpoint of step %d; rerun the same command to '
                         'resume.', step)
@@ -197,6 +204,8 @@ def _train(config, workdir, allow_config_change, lock):
     logging.info('Nothing to do: the checkpoint is at step %d >= num_train_steps=%d.', start_step,
                  config.num_train_steps)
   checkpointer.close()
+  if best:
+    best.close()
   writer.flush()
   return state
 

@@ -163,6 +163,6 @@ class FastDownsample(_Downsample):
       return conv_reference(x, kernel)
     n, h, w, c = x.shape
     scheme = choose_scheme(h, w, c, self.features)
-    # The conv is the transposed conv of its output size, run backwards: same intermediates.
-    chunks = upconv.choose_chunks(scheme, n, -(-h // 2), -(-w // 2), c)
+    # The conv is the transposed conv of its output size run backwards; see choose_chunks.
+    chunks = upconv.choose_chunks(scheme, n, -(-h // 2), -(-w // 2), min_rows=256)
     return fast_conv(x, kernel, scheme, chunks)

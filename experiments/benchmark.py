@@ -1,0 +1,137 @@
+"""Training-step speed of productgan's DCGAN 64x64 against the PyTorch peer and the roofline.
+
+  python experiments/benchmark.py [--batch 64] [--steps 10] [--impl default|reference]
+
+Prints, per model variant (unconditional first, then conditional as in dcgan_products.py):
+  images_per_second: X
+achieved GFLOP/s (XLA cost analysis) and its fraction of a float32 matmul roofline measured in the
+same run; the PyTorch reference's images/s in the same run and the ratio (when torch is installed:
+pip install -e '.[bench]'); the input pipeline's images/s alone; peak RSS.
+"""
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from configs import dcgan_products  # noqa: E402
+from gan import optim, parallel, state as state_lib, steps  # noqa: E402
+from gan.models import build_models  # noqa: E402
+
+NUM_CLASSES = (8, 12, 4)  # synthetic_products: category, colour, pattern.
+
+
+def matmul_roofline_gflops(n: int = 2048, repeats: int = 10) -> float:
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - t)
+  return 2 * n ** 3 / np.median(times) / 1e9
+
+
+def time_train_step(config, num_classes, batch: int, n_steps: int, warmup: int):
+  """(images/s, GFLOP per step from XLA's cost analysis)."""
+  g, d = build_models(config, num_classes, axis_name=parallel.AXIS)
+  (g_tx, g_s), (d_tx, d_s) = optim.build_optimizers(config)
+  state = parallel.replicated(state_lib.create_state(config, g, d, g_tx, d_tx, num_classes, 0))
+  p_step = steps.pmap_train_step(
+      steps.make_train_step(config, g, d, g_tx, d_tx, g_s, d_s, num_classes))
+  rng = np.random.default_rng(0)
+  n_dev = jax.local_device_count()
+  images = rng.uniform(-1, 1, (n_dev, batch // n_dev, 64, 64, 3)).astype(np.float32)
+  labels = np.stack([rng.integers(0, max(c, 1), (n_dev, batch // n_dev)) for c in num_classes],
+                    -1).astype(np.int32) if num_classes else np.zeros((n_dev, batch // n_dev, 0),
+                                                                        np.int32)
+  b = {'image': images, 'labels': labels}
+  try:
+    cost = p_step.lower(state, b).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    gflop = float(cost.get('flops', float('nan'))) / 1e9 * n_dev
+  except Exception:  # cost analysis is best-effort across jax versions
+    gflop = float('nan')
+  for _ in range(warmup):
+    state, m = p_step(state, b)
+  jax.block_until_ready(state)
+  times = []
+  for _ in range(n_steps):
+    t = time.perf_counter()
+    state, m = p_step(state, b)
+    jax.block_until_ready(state)
+    times.append(time.perf_counter() - t)
+  return batch / np.median(times), gflop
+
+
+def pipeline_images_per_second(batch: int, n_batches: int = 50) -> float:
+  import tensorflow_datasets as tfds
+  from gan.data import pipeline
+  config = dcgan_products.get_config()
+  config.batch_size = batch
+  data_dir = os.environ.get('TFDS_DATA_DIR')
+  spec = pipeline.open_dataset('synthetic_products', data_dir)
+  ds = pipeline.sharded_batches(pipeline.train_dataset(spec, config))
+  for _ in range(5):  # Fills the cache and the shuffle buffer.
+    next(ds)
+  t = time.perf_counter()
+  for _ in range(n_batches):
+    next(ds)
+  return n_batches * batch / (time.perf_counter() - t)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--batch', type=int, default=64)
+  p.add_argument('--steps', type=int, default=10)
+  p.add_argument('--warmup', type=int, default=3)
+  p.add_argument('--impl', default='default', help="'default' (fast layers) or 'reference' "
+                 "(XLA's conv_transpose / conv)")
+  p.add_argument('--skip-pipeline', action='store_true')
+  args = p.parse_args()
+
+  print(f'jax {jax.__version__} on {jax.devices()[0].platform} x{jax.local_device_count()}, '
+        f'{os.cpu_count()} CPU cores, batch {args.batch}, impl {args.impl}')
+  roofline = matmul_roofline_gflops()
+  print(f'roofline (float32 2048^3 matmul): {roofline:.1f} GFLOP/s')
+  torch_ips = None
+  try:
+    from experiments.torch_dcgan_reference import torch_images_per_second
+    torch_ips = torch_images_per_second(args.batch, args.steps, args.warmup)
+    print(f'torch_reference_images_per_second: {torch_ips:.1f}')
+  except ImportError:
+    print('torch not installed: pip install -e ".[bench]" to measure the PyTorch reference.')
+
+  results = {}
+  for name, conditional in (('unconditional', False), ('conditional', True)):
+    config = dcgan_products.get_config()
+    config.batch_size = args.batch
+    config.model.conditional = conditional
+    if args.impl == 'reference':
+      config.model.upsample_impl, config.model.downsample_impl = 'conv_transpose', 'conv'
+    num_classes = NUM_CLASSES if conditional else ()
+    ips, gflop = time_train_step(config, num_classes, args.batch, args.steps, args.warmup)
+    results[name] = ips
+    achieved = gflop * ips / args.batch
+    print(f'[{name}] images_per_second: {ips:.1f}')
+    print(f'[{name}] XLA GFLOP/step: {gflop:.2f}, achieved {achieved:.1f} GFLOP/s = '
+          f'{achieved / roofline:.2f} of roofline')
+    if torch_ips:
+      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f}')
+  if not args.skip_pipeline:
+    pipe = pipeline_images_per_second(args.batch)
+    print(f'input_pipeline_images_per_second: {pipe:.1f} '
+          f'({pipe / results["conditional"]:.1f}x what the conditional step consumes)')
+  print(f'peak_rss_mb: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}')
+
+
+if __name__ == '__main__':
+  main()
