@@ -31,12 +31,13 @@ class IncompatibleConfigError(ValueError):
   pass
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+  """Whether a process with this pid runs on this host."""
   try:
     os.kill(pid, 0)
   except ProcessLookupError:
     return False
-  except PermissionError:
+  except OSError:  # e.g. PermissionError: it exists but is someone else's.
     return True
   return True
 
@@ -60,7 +61,7 @@ class WorkdirLock:
     if info is None:
       return True, 'unreadable lock file'
     if info.get('host') == self.owner['host']:
-      if not _pid_alive(int(info.get('pid', -1))):
+      if not pid_alive(int(info.get('pid', -1))):
         return True, f"process {info.get('pid')} is no longer running"
       return False, ''
     age = time.time() - float(info.get('heartbeat', 0))

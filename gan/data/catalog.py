@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image
 
 from gan.data import images
+from gan.workdir import pid_alive
 
 VERSION = '1.0.0'
 REPORT_FILENAME = 'build_report.json'
@@ -515,22 +516,12 @@ def _write_tfds(version_dir: str, name: str, features, splits: Dict[str, List[di
     raise RuntimeError(f'image re-read with shape {first["image"].shape}.')
 
 
-def _pid_alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except OSError:
-    return True
-  return True
-
-
 def _clean_stale(data_dir: str, name: str) -> None:
   """Removes leftovers of killed builds of `name`; restores a dataset caught mid-swap."""
   pattern = re.compile(rf'^\.{re.escape(name)}\.(building|old)-(\d+)-')
   for entry in sorted(os.listdir(data_dir)):
     m = pattern.match(entry)
-    if not m or _pid_alive(int(m.group(2))):
+    if not m or pid_alive(int(m.group(2))):
       continue
     path = os.path.join(data_dir, entry)
     final = os.path.join(data_dir, name)
