@@ -48,6 +48,10 @@ def parse_args():
   p.add_argument('--no-torch', action='store_true')
   p.add_argument('--malloc', choices=('default', 'tuned', 'both'), default='tuned')
   p.add_argument('--layers', default='all', help="e.g. 'up8,down32' (kind + input size)")
+  p.add_argument('--cpus', type=int, default=0,
+                 help='pin to the first N CPUs (XLA sizes its thread pool by the affinity) and give '
+                      'torch N threads; 0 = all. --cpus 1 compares single-core work, which is '
+                      'less sensitive than 2-thread timings to other load on a shared machine')
   return p.parse_args()
 
 
@@ -75,14 +79,20 @@ def main():
   args = parse_args()
   if args.malloc == 'both':
     for mode in ('default', 'tuned'):
-      argv = [a for a in sys.argv[1:] if not a.startswith('--malloc')]
-      cmd = [sys.executable, __file__, *[a for a in argv if a not in ('default', 'tuned', 'both')],
-             '--malloc', mode]
+      argv, skip = [], False
+      for a in sys.argv[1:]:  # drop '--malloc X' / '--malloc=X'
+        if skip or a.startswith('--malloc'):
+          skip = a == '--malloc'
+          continue
+        argv.append(a)
+      cmd = [sys.executable, __file__, *argv, '--malloc', mode]
       print(f'\n===== malloc {mode} =====', flush=True)
       subprocess.run(cmd, check=True)
     return
   if args.malloc == 'tuned':
     tune_malloc()
+  if args.cpus:
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cpus])
 
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
   import jax
@@ -95,13 +105,16 @@ def main():
     torch = None
   if args.no_torch:
     torch = None
+  if torch is not None and args.cpus:
+    torch.set_num_threads(args.cpus)
 
   n = args.batch
   key = jax.random.PRNGKey(0)
   a = jax.random.normal(key, (2048, 2048))
   matmul = jax.jit(lambda a: a @ a)
   roof_fn = lambda: matmul(a).block_until_ready()
-  print(f'jax {jax.__version__}, devices {jax.devices()}, batch {n}, malloc {args.malloc}'
+  print(f'jax {jax.__version__}, devices {jax.devices()}, batch {n}, malloc {args.malloc}, '
+        f'cpus {sorted(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}'
         + (f', torch {torch.__version__} threads {torch.get_num_threads()}' if torch else ', no torch'))
 
   layer_filter = None if args.layers == 'all' else set(args.layers.split(','))
@@ -149,6 +162,7 @@ def main():
               f'{100 * flops / med / roof:5.0f}% {speed}')
         totals.setdefault(name if name == 'torch' else f'{kind}:{name}', {})[f'{kind}{h}'] = med
 
+  print(f'\nload average at the end {os.getloadavg()[0]:.1f}')
   print('\nTotals (median ms, sum over layers):')
   for name, per in totals.items():
     ups = sum(v for k, v in per.items() if k.startswith('up'))

@@ -33,6 +33,16 @@ def _all_finite(*trees):
   return jnp.all(jnp.stack(leaves))
 
 
+def ema_decay(step, decay, start_step=0):
+  """EMA decay with warm-up, min(decay, (1 + t) / (10 + t)) as in tf.train.ExponentialMovingAverage.
+
+  Without the warm-up a 0.999 EMA still holds 0.999^2000 = 14% of the random initial weights after
+  2000 steps, and early samples show mostly noise.
+  """
+  t = jnp.maximum(step - start_step, 0).astype(jnp.float32)
+  return jnp.where(step < start_step, 0.0, jnp.minimum(decay, (1.0 + t) / (10.0 + t)))
+
+
 def _ema(ema, new, decay):
   return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
 
@@ -131,7 +141,7 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, g_updates)
 
-    decay = jnp.where(state.step < config.ema_start_step, 0.0, config.ema_decay)
+    decay = ema_decay(state.step, config.ema_decay, config.ema_start_step)
     new_state = state.replace(
         step=state.step + 1, g_params=g_params, g_batch_stats=g_stats, d_params=d_params,
         d_batch_stats=d_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state,

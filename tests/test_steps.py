@@ -115,3 +115,10 @@ def test_spectral_norm_estimate_converges_to_true_top_singular_value():
 def test_batch_size_must_divide_device_count():
   with pytest.raises(ValueError, match='multiple of the number of devices'):
     parallel.per_device_batch_size(12)
+
+
+def test_ema_decay_warms_up_then_caps():
+  np.testing.assert_allclose(steps.ema_decay(jnp.array(0), 0.999), 0.1, rtol=1e-6)
+  np.testing.assert_allclose(steps.ema_decay(jnp.array(90), 0.999), 91 / 100, rtol=1e-6)
+  np.testing.assert_allclose(steps.ema_decay(jnp.array(100_000), 0.999), 0.999, rtol=1e-6)
+  assert float(steps.ema_decay(jnp.array(3), 0.999, start_step=5)) == 0.0  # copies G until then
