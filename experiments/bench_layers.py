@@ -20,7 +20,7 @@ before JAX/torch allocate: on this VM every fresh multi-MB buffer otherwise page
 (a 38 MB elementwise op: 28 ms default vs 3 ms tuned). 'both' re-runs this script per setting.
 """
 import argparse
-import ctypes
+
 import os
 import subprocess
 import sys
@@ -28,15 +28,14 @@ import time
 
 import numpy as np
 
+from gan import runtime
+
 UP_SHAPES = [(4, 512, 256), (8, 256, 128), (16, 128, 64), (32, 64, 3)]  # (H_in, C_in, C_out)
 DOWN_SHAPES = [(64, 3, 64), (32, 64, 128), (16, 128, 256), (8, 256, 512)]
 
 
 def tune_malloc():
-  """Keep freed buffers in the heap so big temporaries are not page-faulted in on every step."""
-  libc = ctypes.CDLL('libc.so.6')
-  m_trim_threshold, m_mmap_max = -1, -4
-  if libc.mallopt(m_mmap_max, 0) != 1 or libc.mallopt(m_trim_threshold, 2 ** 31 - 1) != 1:
+  if not runtime.tune_malloc():
     raise RuntimeError('mallopt failed')
 
 

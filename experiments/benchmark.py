@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import dcgan_products  # noqa: E402
-from gan import optim, parallel, state as state_lib, steps  # noqa: E402
+from gan import optim, parallel, runtime, state as state_lib, steps  # noqa: E402
 from gan.models import build_models  # noqa: E402
 
 NUM_CLASSES = (8, 12, 4)  # synthetic_products: category, colour, pattern.
@@ -96,7 +96,10 @@ def main():
   p.add_argument('--impl', default='default', help="'default' (fast layers) or 'reference' "
                  "(XLA's conv_transpose / conv)")
   p.add_argument('--skip-pipeline', action='store_true')
+  p.add_argument('--no-tune-malloc', action='store_true', help='keep glibc malloc defaults')
   args = p.parse_args()
+  if not args.no_tune_malloc:
+    runtime.tune_malloc()
 
   print(f'jax {jax.__version__} on {jax.devices()[0].platform} x{jax.local_device_count()}, '
         f'{os.cpu_count()} CPU cores, batch {args.batch}, impl {args.impl}')

@@ -9,6 +9,7 @@ import time
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from gan import checkpoint, train, workdir as workdir_lib
@@ -42,8 +43,10 @@ def _launch(config_path, workdir):
 
 def _restore_leaves(workdir, step):
   ckpt = checkpoint.Checkpointer(workdir, read_only=True)
-  restored = ckpt.manager.restore(step)['state']
-  return jax.tree_util.tree_leaves(restored)
+  restored = ckpt.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  leaves = jax.tree_util.tree_leaves(restored['state'])
+  assert len(leaves) > 20
+  return leaves
 
 
 def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(tfds_dir, tmp_path):
