@@ -164,7 +164,7 @@ def kid(feats_a, feats_b, num_subsets: int = 100, subset_size: int = 1000,
   Args:
     feats_a, feats_b: features [N, D] and [M, D].
     num_subsets: number of subset rounds.
-    subset_size: rows per set per round; clipped to min(N, M).
+    subset_size: rows per set per round; clipped to half the smaller set.
     rng: numpy Generator (or int seed); default seed 0, so results are
       reproducible unless you pass your own.
 
@@ -183,7 +183,9 @@ def kid(feats_a, feats_b, num_subsets: int = 100, subset_size: int = 1000,
   if subset_size < 2:
     raise ValueError(f'subset_size must be >= 2, got {subset_size}.')
   rng = np.random.default_rng(0 if rng is None else rng)
-  size = min(subset_size, a.shape[0], b.shape[0])
+  # At most half of the smaller set: subsets of the whole set would all be equal and the standard
+  # error would read 0 (seen with 1000 samples and the default subset size of 1000).
+  size = min(subset_size, max(2, min(a.shape[0], b.shape[0]) // 2))
   estimates = np.empty(num_subsets)
   for i in range(num_subsets):
     xa = a[rng.choice(a.shape[0], size, replace=False)]
