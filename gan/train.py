@@ -152,7 +152,8 @@ def _train(config, workdir, allow_config_change, lock):
   best = evaluator_lib.BestCheckpoint(workdir) if evaluator else None
 
   if start_step == 0:
-    writer.write_hparams({k: v for k, v in _flatten(config).items()})
+    writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                          for k, v in workdir_lib.flatten(config).items()})
   hooks = []
   if jax.process_index() == 0:
     hooks.append(periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
@@ -187,7 +188,8 @@ def _train(config, workdir, allow_config_change, lock):
       is_last = step == config.num_train_steps or preempted
       if every(config.sample_every_steps, step) or every(config.checkpoint_every_steps, step) \
           or is_last:
-        state = sampler.with_standing_stats(state)
+        # Placed like the step's outputs, or the next step would compile again.
+        state = parallel.replicated(sampler.with_standing_stats(state))
       if every(config.sample_every_steps, step) or is_last:
         sampler.write(step, state)
       if every(config.checkpoint_every_steps, step) or is_last:
@@ -217,15 +219,3 @@ def _divergence_message(step, metrics, last_checkpoint):
           f'The update was not applied; the last good checkpoint is step {last_checkpoint}. '
           'Lower the learning rates (--config.optim.d_lr / g_lr), try --config.loss=hinge with '
           "--config.model.d_norm=spectral, or resume from that checkpoint with another seed.")
-
-
-def _flatten(config, prefix=''):
-  out = {}
-  for k, v in config.items():
-    if isinstance(v, ml_collections.ConfigDict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    elif isinstance(v, (int, float, str, bool)):
-      out[f'{prefix}{k}'] = v
-    else:
-      out[f'{prefix}{k}'] = str(v)
-  return out
