@@ -100,29 +100,13 @@ def choose_scheme(height: int, width: int, in_features: int, features: int) -> s
   return 'toom2'
 
 
-class _Downsample(nn.Module):
-  """Shared parameters and checks; subclasses define `_apply(x, kernel)`."""
-  features: int
-  use_bias: bool = False
-  kernel_init: Callable = nn.initializers.normal(0.02)
-  bias_init: Callable = nn.initializers.zeros
+class _Downsample(upconv._Upsample):  # pylint: disable=protected-access
+  """Same parameters and checks as the up-sampling layers, plus a minimum input size."""
 
-  @nn.compact
-  def __call__(self, x):
-    check_nhwc(x, type(self).__name__)
-    if self.features < 1:
-      raise ValueError(f'features must be >= 1, got {self.features}.')
+  def _check_input(self, x):
     if x.shape[1] < 2 or x.shape[2] < 2:
       raise ValueError(f'{type(self).__name__} needs height and width >= 2 (output is H // 2, '
                        f'W // 2), got input shape {x.shape}.')
-    kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
-    y = self._apply(x, kernel.astype(x.dtype))
-    if self.use_bias:
-      y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
-    return y
-
-  def _apply(self, x, kernel):
-    raise NotImplementedError
 
 
 @DOWNSAMPLERS.register('conv')

@@ -442,7 +442,8 @@ def check_nhwc(x, layer: str):
 
 
 class _Upsample(nn.Module):
-  """Shared parameters and checks; subclasses define `_apply(x, kernel)`."""
+  """Shared parameters and checks of the 4x4 stride-2 layers (also the base of downconv's);
+  subclasses define `_apply(x, kernel)` and may add input checks in `_check_input(x)`."""
   features: int
   use_bias: bool = False
   kernel_init: Callable = nn.initializers.normal(0.02)
@@ -453,11 +454,15 @@ class _Upsample(nn.Module):
     check_nhwc(x, type(self).__name__)
     if self.features < 1:
       raise ValueError(f'features must be >= 1, got {self.features}.')
+    self._check_input(x)
     kernel = self.param('kernel', self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
     y = self._apply(x, kernel.astype(x.dtype))
     if self.use_bias:
       y = y + self.param('bias', self.bias_init, (self.features,), jnp.float32).astype(y.dtype)
     return y
+
+  def _check_input(self, x):
+    del x
 
   def _apply(self, x, kernel):
     raise NotImplementedError
