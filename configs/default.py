@@ -45,6 +45,8 @@ def get_config():
   config.model.d_norm = 'batch'        # Discriminator normalisation: 'batch' | 'spectral' | 'none'.
   config.model.conditional = True      # Condition on the dataset's attributes (CBN in G, projection in D).
   config.model.embed_dim = 128         # Attribute embedding width feeding G's conditional BatchNorm.
+  config.model.aux_classifier = True   # D also classifies each attribute (AC-GAN heads); used by
+                                       # aux_classifier_weight. Conditional models only.
   config.model.upsample_impl = 'default'    # Transposed-conv implementation (speed only; same parameters).
   config.model.downsample_impl = 'default'  # Strided-conv implementation (speed only; same parameters).
 
@@ -52,6 +54,9 @@ def get_config():
   config.loss = 'non_saturating'       # 'non_saturating' | 'hinge' | 'wasserstein' | 'least_squares'.
   config.gp_weight = 10.0              # Gradient-penalty weight (used by 'wasserstein', i.e. WGAN-GP).
   config.r1_weight = 0.0               # R1 penalty on real images (any loss); 0 = off.
+  config.aux_classifier_weight = 1.0   # AC-GAN auxiliary loss: D's heads learn the real images'
+                                       # attributes (cross-entropy) and G is pushed to make D read the
+                                       # requested ones on its fakes. Sharpens control; 0 = off.
   config.d_steps_per_g_step = 1
   config.attribute_dropout = 0.2       # Probability that each attribute is replaced by 'unspecified' in
                                        # training, so users can fix some attributes and leave the rest to G.

@@ -59,3 +59,20 @@ def r1_penalty(d_fn, real):
   """R1 (Mescheder et al. 2018): E[||grad_x D(x)||^2] on real data; weight gamma/2 applied by caller."""
   grads = _input_gradients(d_fn, real)
   return jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1))
+
+
+def attribute_cross_entropy(class_logits, labels, num_classes):
+  """AC-GAN auxiliary loss: mean cross-entropy of each attribute head against its label.
+
+  class_logits: one [N, num_classes[a]] array per attribute; labels int [N, A], where the value
+  num_classes[a] ("unspecified") contributes nothing. Normalised by N * A (not by the number of
+  specified labels) so that the pmean of per-device losses is exactly the global-batch loss.
+  """
+  total = 0.0
+  for a, (logits, n) in enumerate(zip(class_logits, num_classes)):
+    label = labels[:, a]
+    specified = label < n
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(log_probs, jnp.minimum(label, n - 1)[:, None], axis=-1)[:, 0]
+    total = total - jnp.sum(jnp.where(specified, picked, 0.0))
+  return total / (labels.shape[0] * len(num_classes))

@@ -63,29 +63,43 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   gp_weight = config.gp_weight if loss.gradient_penalty else 0.0
   r1_weight = config.r1_weight
   augment = augment_fn or (lambda x, key: x)
+  aux_weight = config.aux_classifier_weight if num_classes else 0.0
+  if aux_weight and not getattr(discriminator, 'aux_classifier', False):
+    raise ValueError('aux_classifier_weight > 0 needs the discriminator\'s attribute heads: set '
+                     '--config.model.aux_classifier=True, or --config.aux_classifier_weight=0.')
 
   def g_forward(g_params, g_stats, z, labels):
     fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,
                                     train=True, mutable=['batch_stats'])
     return fake, updates['batch_stats']
 
-  def d_forward(d_params, d_stats, images, labels):
-    logits, updates = discriminator.apply({'params': d_params, 'batch_stats': d_stats}, images,
-                                          labels, train=True, mutable=['batch_stats'])
-    return logits, updates['batch_stats']
+  def d_forward_all(d_params, d_stats, images, labels):
+    """(real/fake logits, per-attribute class logits or None, new batch stats)."""
+    out, updates = discriminator.apply({'params': d_params, 'batch_stats': d_stats}, images,
+                                       labels, train=True, mutable=['batch_stats'])
+    logits, class_logits = out if isinstance(out, tuple) else (out, None)
+    return logits, class_logits, updates['batch_stats']
 
-  def d_update(state_d, fake, real, labels_real, labels_fake, key):
+  def d_forward(d_params, d_stats, images, labels):
+    logits, _, stats = d_forward_all(d_params, d_stats, images, labels)
+    return logits, stats
+
+  def d_update(state_d, fake, real, labels_real, labels_fake, true_labels, key):
     d_params, d_stats, d_opt_state = state_d
     aug_key, gp_key = jax.random.split(parallel.device_key(key))
     real_aug, fake_aug = augment(real, aug_key), augment(fake, aug_key)
 
     def loss_fn(params):
-      real_logits, stats = d_forward(params, d_stats, real_aug, labels_real)
+      real_logits, real_classes, stats = d_forward_all(params, d_stats, real_aug, labels_real)
       fake_logits, stats = d_forward(params, stats, fake_aug, labels_fake)
       loss_real, loss_fake = loss.d_real(real_logits), loss.d_fake(fake_logits)
       total = loss_real + loss_fake
       aux = {'d_loss_real': loss_real, 'd_loss_fake': loss_fake,
              'd_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
+      if aux_weight:  # The heads learn from real images only, with their full (undropped) labels.
+        class_loss = losses_lib.attribute_cross_entropy(real_classes, true_labels, num_classes)
+        total += aux_weight * class_loss
+        aux['d_class_loss'] = class_loss
       # Penalties run D without keeping its statistics updates: they probe D, not train its BN.
       d_plain = lambda x, lab: d_forward(params, stats, x, lab)[0]
       if gp_weight:
@@ -120,22 +134,28 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
     g_stats = state.g_batch_stats
     for i in range(n_d - 1):  # Extra D updates, each on fresh fakes.
       fake, g_stats = g_forward(state.g_params, g_stats, draw_z(z_keys[i]), labels_fake)
-      state_d, _ = d_update(state_d, fake, real, labels_real, labels_fake, d_keys[i])
+      state_d, _ = d_update(state_d, fake, real, labels_real, labels_fake, labels, d_keys[i])
     # Last D update and the G update share one generator forward pass.
     fake, g_vjp, g_stats = jax.vjp(
         lambda p: g_forward(p, g_stats, draw_z(z_keys[-1]), labels_fake), state.g_params,
         has_aux=True)
     state_d, metrics = d_update(state_d, jax.lax.stop_gradient(fake), real, labels_real,
-                                labels_fake, d_keys[-1])
+                                labels_fake, labels, d_keys[-1])
     d_params, d_stats, d_opt_state = state_d
 
     g_aug_key = parallel.device_key(g_key)
 
     def g_loss_fn(fake_images):
-      logits, _ = d_forward(d_params, d_stats, augment(fake_images, g_aug_key), labels_fake)
-      return loss.g(logits)
+      logits, class_logits, _ = d_forward_all(d_params, d_stats, augment(fake_images, g_aug_key),
+                                              labels_fake)
+      adversarial = loss.g(logits)
+      if not aux_weight:
+        return adversarial, {}
+      # G is pushed to make D's heads read the requested (specified) attributes.
+      class_loss = losses_lib.attribute_cross_entropy(class_logits, labels_fake, num_classes)
+      return adversarial + aux_weight * class_loss, {'g_class_loss': class_loss}
 
-    g_loss, fake_grad = jax.value_and_grad(g_loss_fn)(fake)
+    (g_loss, g_aux), fake_grad = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)
     g_grads = jax.lax.pmean(g_grads, AXIS)
     g_updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
@@ -146,7 +166,7 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
         step=state.step + 1, g_params=g_params, g_batch_stats=g_stats, d_params=d_params,
         d_batch_stats=d_stats, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
         ema_params=_ema(state.ema_params, g_params, decay))
-    metrics = dict(metrics, g_loss=g_loss)
+    metrics = dict(metrics, g_loss=g_loss, **g_aux)
     metrics = jax.lax.pmean(metrics, AXIS)
     # A non-finite loss or parameter never enters the state: the step is refused and reported.
     finite = _all_finite(metrics, g_params, d_params)

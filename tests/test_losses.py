@@ -47,3 +47,19 @@ def test_r1_penalty_of_quadratic_critic():
   real = jnp.arange(16.0).reshape(2, 2, 2, 2)
   expected = np.mean(np.sum(np.asarray(real).reshape(2, -1) ** 2, axis=1))
   np.testing.assert_allclose(losses.r1_penalty(d_fn, real), expected, rtol=1e-6)
+
+
+def test_attribute_cross_entropy_by_hand_skips_unspecified():
+  logits = (jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+            jnp.array([[0.0, 0.0, 3.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
+  labels = jnp.array([[0, 2], [1, 3], [2, 1]])  # (2, 3) are 'unspecified' for (2, 3) classes
+  ce = lambda row, k: -(row[k] - np.log(np.sum(np.exp(row))))
+  l0, l1 = np.asarray(logits[0]), np.asarray(logits[1])
+  expected = (ce(l0[0], 0) + ce(l0[1], 1) + ce(l1[0], 2) + ce(l1[2], 1)) / (3 * 2)
+  got = losses.attribute_cross_entropy(logits, labels, (2, 3))
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  # All unspecified: no loss and no gradient.
+  none = jnp.array([[2, 3]] * 3)
+  assert float(losses.attribute_cross_entropy(logits, none, (2, 3))) == 0.0
+  grads = jax.grad(lambda l: losses.attribute_cross_entropy(l, none, (2, 3)))(logits)
+  assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in grads)

@@ -41,9 +41,10 @@ def test_conditional_shapes(resolution, d_norm):
                    train=False)
   assert images.shape == (5, resolution, resolution, 3)
   assert float(jnp.max(jnp.abs(images))) <= 1.0
-  logits = d.apply({'params': state.d_params, 'batch_stats': state.d_batch_stats}, images, labels,
-                   train=False)
+  logits, class_logits = d.apply({'params': state.d_params, 'batch_stats': state.d_batch_stats},
+                                 images, labels, train=False)
   assert logits.shape == (5,)
+  assert [c.shape for c in class_logits] == [(5, 3), (5, 4)]  # AC-GAN heads, one per attribute
   has_sn = any('sigma' in '/'.join(map(str, p)) for p, _ in
                jax.tree_util.tree_leaves_with_path(state.d_batch_stats))
   assert has_sn == (d_norm == 'spectral')
@@ -74,8 +75,24 @@ def test_unspecified_attribute_adds_no_projection():
   base = unconditional.apply({'params': {k: v for k, v in state.d_params.items()
                                          if k != 'projection'},
                               'batch_stats': state.d_batch_stats}, x, None, train=False)
-  out = d.apply(variables, x, jnp.array([[2], [2]], jnp.int32), train=False)
+  out, _ = d.apply(variables, x, jnp.array([[2], [2]], jnp.int32), train=False)
   np.testing.assert_allclose(out, base, rtol=1e-6)
+
+
+def test_discriminator_heads_follow_the_config():
+  config = default.get_config()
+  config.data.resolution = 8
+  config.model.d_width = 4
+  x = jnp.zeros((2, 8, 8, 3))
+  labels = jnp.zeros((2, 1), jnp.int32)
+  _, d, state = _state(config, (5,))
+  assert state.d_params['classify_0']['kernel'].shape == (4, 5)  # pooled last map -> 5 values
+  config.model.aux_classifier = False
+  _, d, state = _state(config, (5,))
+  assert 'classify_0' not in state.d_params
+  out = d.apply({'params': state.d_params, 'batch_stats': state.d_batch_stats}, x, labels,
+                train=False)
+  assert out.shape == (2,)  # no heads: just the logit
 
 
 @pytest.mark.parametrize('field,value,match', [

@@ -154,7 +154,8 @@ def test_batch_chunks_match_reference(scheme):
 
 
 def test_choose_chunks():
-  assert upconv.choose_chunks('toom4', 64, 16, 16) == 2  # the DCGAN 16->32 layer: 1024 rows
+  assert upconv.choose_chunks('toom4', 64, 16, 16) == 1  # the DCGAN 16->32 layer: 1024 rows
+  assert upconv.choose_chunks('toom4', 64, 32, 32) == 2  # 4096 rows
   assert upconv.choose_chunks('toom4', 64, 16, 16, min_rows=256) == 4
   assert upconv.choose_chunks('toom4', 63, 16, 16) == 1  # the batch must divide
   assert upconv.choose_chunks('toom4', 64, 8, 8) == 1

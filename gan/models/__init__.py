@@ -25,5 +25,6 @@ def build_models(config: ml_collections.ConfigDict, num_classes, axis_name=None)
       upsample_impl=m.upsample_impl, axis_name=axis_name)
   discriminator = DISCRIMINATORS.get(m.discriminator)(
       resolution=resolution, width=m.d_width, num_classes=num_classes, norm=m.d_norm,
-      downsample_impl=m.downsample_impl, axis_name=axis_name)
+      downsample_impl=m.downsample_impl, axis_name=axis_name,
+      aux_classifier=bool(m.get('aux_classifier', False) and num_classes))
   return generator, discriminator

@@ -58,12 +58,19 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
+  """Real/fake logit [N] (plus the projection term when conditional).
+
+  With aux_classifier (and attributes) it returns (logit, class_logits): one [N, num_classes[a]]
+  array per attribute from a linear head on the pooled last feature map (Odena et al. 2017's
+  AC-GAN heads, here next to the projection term as in TAC-GAN/ReACGAN-style hybrids).
+  """
   resolution: int = 64
   width: int = 64
   num_classes: Sequence[int] = ()
   norm: str = 'batch'  # 'batch' | 'spectral' | 'none'
   downsample_impl: str = 'default'
   axis_name: Optional[str] = None
+  aux_classifier: bool = False  # Also return per-attribute class logits (AC-GAN heads).
 
   @nn.compact
   def __call__(self, x, labels, train: bool = True):
@@ -80,9 +87,15 @@ class DCGANDiscriminator(nn.Module):
     # The final 4x4 valid convolution to one logit is a dense layer on the flattened 4x4 map.
     out = self._apply(nn.Dense(1, use_bias=False, kernel_init=_INIT, name='logit'),
                       h.reshape(h.shape[0], -1), train, 'sn_logit')[:, 0]
-    if self.num_classes:
-      out = out + ProjectionHead(self.num_classes, name='projection')(jnp.sum(h, axis=(1, 2)), labels)
-    return out
+    if not self.num_classes:
+      return out
+    out = out + ProjectionHead(self.num_classes, name='projection')(jnp.sum(h, axis=(1, 2)), labels)
+    if not self.aux_classifier:
+      return out
+    pooled = jnp.mean(h, axis=(1, 2))
+    class_logits = tuple(nn.Dense(n, kernel_init=_INIT, name=f'classify_{a}')(pooled)
+                         for a, n in enumerate(self.num_classes))
+    return out, class_logits
 
   def _apply(self, layer, h, train, sn_name):
     if self.norm == 'spectral':

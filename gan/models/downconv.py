@@ -152,5 +152,5 @@ class FastDownsample(_Downsample):
     n, h, w, c = x.shape
     scheme = choose_scheme(h, w, c, self.features)
     # The conv is the transposed conv of its output size run backwards; see choose_chunks.
-    chunks = upconv.choose_chunks(scheme, n, -(-h // 2), -(-w // 2), min_rows=256)
+    chunks = upconv.choose_chunks(scheme, n, -(-h // 2), -(-w // 2))
     return fast_conv(x, kernel, scheme, chunks)

@@ -369,17 +369,18 @@ def tiles_for(size: int, tile: int) -> int:
 
 
 def in_chunks(fn, x, chunks: int):
-  """fn over `chunks` equal slices of the batch, one after another (lax.map).
+  """fn over `chunks` equal slices of the batch, concatenated.
 
-  The transforms stream several times the layer's data through memory; run on a slice of the
-  batch at a time, their intermediates stay in cache. The GEMMs see fewer rows but still run near
-  peak. Falls back to one chunk when the batch does not divide.
+  For maps too big for the cache, the transforms' intermediates of one slice stay in cache. The
+  slices are unrolled, not a lax.map: a loop would stack its per-slice outputs and saved
+  residuals into zero-initialised buffers, which cost the DCGAN step ~5% (measured). Falls back to
+  one slice when the batch does not divide.
   """
   n = x.shape[0]
   if chunks <= 1 or n % chunks:
     return fn(x)
-  y = lax.map(fn, x.reshape(chunks, n // chunks, *x.shape[1:]))
-  return y.reshape(n, *y.shape[2:])
+  size = n // chunks
+  return jnp.concatenate([fn(x[i * size:(i + 1) * size]) for i in range(chunks)], axis=0)
 
 
 def fast_conv_transpose(x, kernel, scheme: str, chunks: int = 1):
@@ -411,13 +412,15 @@ def choose_scheme(height: int, width: int, in_features: int, features: int) -> s
   return 'toom2'
 
 
-def choose_chunks(scheme: str, batch: int, height: int, width: int, min_rows: int = 512) -> int:
+def choose_chunks(scheme: str, batch: int, height: int, width: int, min_rows: int = 2048) -> int:
   """How many batch slices to run a Toom-Cook layer in (see `in_chunks`).
 
   Halves the batch while every slice keeps >= min_rows GEMM rows (tiles) and the batch divides.
-  Measured on the DCGAN layers: the 16->32 generator layer (1024 rows) runs best in 2 slices,
-  the 32->16 discriminator layer in 4 (min_rows=256), smaller maps unsliced; the GEMM scheme
-  (tiny channel counts) is fastest unsliced.
+  Measured in the whole DCGAN 64x64 step (experiments/benchmark.py, 2 cores): every layer there
+  (at most 1024 rows) is fastest unsliced (92 images/s unsliced against 89 with the 16->32 and
+  32->16 layers in 2 and 4 slices), although slicing won in single-layer timings on one core; so
+  only maps with >= 4096 rows (e.g. 128x128 outputs at batch 64) are sliced. The GEMM scheme (tiny
+  channel counts) is never sliced.
   """
   if scheme == 'gemm':
     return 1
