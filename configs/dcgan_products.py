@@ -7,6 +7,10 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.num_train_steps = 1700
+  # A short run: G still improves quickly at the end, and a 0.999 EMA (horizon ~190 steps there
+  # after warm-up) lags behind it: at step 1700 the EMA weights gave FID 22.6 and joint pattern
+  # control 0.52 where the raw weights gave 14.5 and 0.80. A 100-step horizon follows G closer.
+  config.ema_decay = 0.99
   config.log_every_steps = 50
   config.sample_every_steps = 250
   config.checkpoint_every_steps = 500
