@@ -47,6 +47,16 @@ def _ema(ema, new, decay):
   return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, new)
 
 
+def check_aux_classifier_config(config) -> None:
+  """The AC-GAN loss weight must be >= 0 and, when used, D must have its attribute heads."""
+  weight = config.aux_classifier_weight
+  if weight < 0:
+    raise ValueError(f'aux_classifier_weight must be >= 0, got {weight}.')
+  if weight and config.model.conditional and not config.model.get('aux_classifier', False):
+    raise ValueError('aux_classifier_weight > 0 needs the discriminator\'s attribute heads: set '
+                     '--config.model.aux_classifier=True, or --config.aux_classifier_weight=0.')
+
+
 def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_schedule,
                     num_classes, augment_fn=None) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics), to be pmapped over axis 'batch'.
@@ -63,10 +73,8 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   gp_weight = config.gp_weight if loss.gradient_penalty else 0.0
   r1_weight = config.r1_weight
   augment = augment_fn or (lambda x, key: x)
+  check_aux_classifier_config(config)
   aux_weight = config.aux_classifier_weight if num_classes else 0.0
-  if aux_weight and not getattr(discriminator, 'aux_classifier', False):
-    raise ValueError('aux_classifier_weight > 0 needs the discriminator\'s attribute heads: set '
-                     '--config.model.aux_classifier=True, or --config.aux_classifier_weight=0.')
 
   def g_forward(g_params, g_stats, z, labels):
     fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,

@@ -41,11 +41,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if config.num_train_steps < 1:
     raise ValueError(f'num_train_steps must be >= 1, got {config.num_train_steps}.')
   diffaug.parse_policy(config.diffaug)
-  if config.aux_classifier_weight < 0:
-    raise ValueError(f'aux_classifier_weight must be >= 0, got {config.aux_classifier_weight}.')
-  if config.aux_classifier_weight and config.model.conditional and not config.model.aux_classifier:
-    raise ValueError('aux_classifier_weight > 0 needs the discriminator\'s attribute heads: set '
-                     '--config.model.aux_classifier=True, or --config.aux_classifier_weight=0.')
+  steps.check_aux_classifier_config(config)
 
 
 def make_augment_fns(config, vocabulary):

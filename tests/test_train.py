@@ -62,4 +62,6 @@ def test_config_errors_before_any_work(tmp_path):
     train.train_and_evaluate(tiny_config(batch_size=12), workdir)
   with pytest.raises(ValueError, match='power-of-two resolution'):
     train.train_and_evaluate(tiny_config(**{'data.resolution': 24}), workdir)
+  with pytest.raises(ValueError, match='aux_classifier_weight must be >= 0'):
+    train.train_and_evaluate(tiny_config(aux_classifier_weight=-1.0), workdir)
   assert not os.path.exists(workdir)
