@@ -20,7 +20,6 @@ before JAX/torch allocate: on this VM every fresh multi-MB buffer otherwise page
 (a 38 MB elementwise op: 28 ms default vs 3 ms tuned). 'both' re-runs this script per setting.
 """
 import argparse
-
 import os
 import subprocess
 import sys

@@ -128,7 +128,7 @@ def test_spectral_norm_estimate_converges_to_true_top_singular_value():
   true_sigma = np.linalg.svd(kernel, compute_uv=False)[0]
   stats = variables['batch_stats']
   errors = []
-  for _ in range(40):  # One power iteration per training step, as in training.
+  for _ in range(30):  # One power iteration per training step, as in training.
     _, updates = layer.apply({'params': variables['params'], 'batch_stats': stats}, x,
                              update_stats=True, mutable=['batch_stats'])
     stats = updates['batch_stats']

@@ -89,10 +89,11 @@ class DCGANDiscriminator(nn.Module):
                       h.reshape(h.shape[0], -1), train, 'sn_logit')[:, 0]
     if not self.num_classes:
       return out
-    out = out + ProjectionHead(self.num_classes, name='projection')(jnp.sum(h, axis=(1, 2)), labels)
+    features = jnp.sum(h, axis=(1, 2))
+    out = out + ProjectionHead(self.num_classes, name='projection')(features, labels)
     if not self.aux_classifier:
       return out
-    pooled = jnp.mean(h, axis=(1, 2))
+    pooled = features / (h.shape[1] * h.shape[2])  # the mean over positions
     class_logits = tuple(nn.Dense(n, kernel_init=_INIT, name=f'classify_{a}')(pooled)
                          for a, n in enumerate(self.num_classes))
     return out, class_logits
