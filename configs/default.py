@@ -86,6 +86,9 @@ def get_config():
   config.eval.batch_size = 250         # Generation / feature-extraction batch.
   config.eval.seed = 0                 # Fixes latents, labels and real subsets, so evaluations differ only by G.
   config.eval.control_samples_per_value = 50  # Control set: images per attribute value (that attribute alone).
+  config.eval.control_any = 'auto'     # The control set's other attributes: 'catalogue' (drawn from the training
+                                       # labels, as gan.sample does by default), 'unspecified' (the model's own
+                                       # label), 'auto' = catalogue. Dropout-trained runs also report the latter.
   config.eval.kid_subsets = 100        # KID: random subsets averaged (their spread gives eval/kid_stderr).
   config.eval.kid_subset_size = 1000   # KID: images per subset (clipped to the smaller set).
   config.eval.pr_k = 3                 # Precision/recall: k of the k-NN manifold radii.

@@ -2,11 +2,14 @@
 
   python experiments/benchmark.py [--batch 64] [--steps 10] [--impl default|reference]
 
-Prints, per model variant (unconditional first, then conditional as in dcgan_products.py):
+Prints, per model variant (unconditional first, then conditional as in dcgan_products.py), both
+with the classic DCGAN widths (G and D 64) at --batch:
   images_per_second: X
 achieved GFLOP/s (XLA cost analysis) and its fraction of a float32 matmul roofline measured in the
 same run; the PyTorch reference's images/s in the same run and the ratio (when torch is installed:
-pip install -e '.[bench]'); the input pipeline's images/s alone; peak RSS.
+pip install -e '.[bench]'); then the step of dcgan_products.py exactly as the default run trains
+it (its own batch size and widths, lighter than the classic DCGAN); the input pipeline's images/s
+alone; peak RSS.
 """
 import argparse
 import os
@@ -114,20 +117,28 @@ def main():
     print('torch not installed: pip install -e ".[bench]" to measure the PyTorch reference.')
 
   results = {}
-  for name, conditional in (('unconditional', False), ('conditional', True)):
+  for name, conditional, classic in (('unconditional', False, True), ('conditional', True, True),
+                                     ('default_run', True, False)):
     config = dcgan_products.get_config()
-    config.batch_size = args.batch
+    if classic:  # The PyTorch reference's architecture and batch.
+      config.batch_size = args.batch
+      config.model.g_width = config.model.d_width = 64
     config.model.conditional = conditional
     if args.impl == 'reference':
       config.model.upsample_impl, config.model.downsample_impl = 'conv_transpose', 'conv'
     num_classes = NUM_CLASSES if conditional else ()
-    ips, gflop = time_train_step(config, num_classes, args.batch, args.steps, args.warmup)
+    batch = config.batch_size
+    ips, gflop = time_train_step(config, num_classes, batch, args.steps, args.warmup)
     results[name] = ips
-    achieved = gflop * ips / args.batch
+    achieved = gflop * ips / batch
+    if not classic:
+      print(f'[{name}] dcgan_products.py as trained: batch {batch}, G width '
+            f'{config.model.g_width}, D width {config.model.d_width}, '
+            f'{ips / batch:.2f} steps/s')
     print(f'[{name}] images_per_second: {ips:.1f}')
     print(f'[{name}] XLA GFLOP/step: {gflop:.2f}, achieved {achieved:.1f} GFLOP/s = '
           f'{achieved / roofline:.2f} of roofline')
-    if torch_ips:
+    if torch_ips and classic:
       print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f}')
   if not args.skip_pipeline:
     pipe = pipeline_images_per_second(args.batch)

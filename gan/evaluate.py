@@ -25,7 +25,10 @@ _SECTIONS = (
                                                 'precision_floor', 'recall_floor')),
     ('Memorisation (nearest training image)', ('memorisation_gen_median',
                                                'memorisation_real_median', 'memorisation_ratio')),
-    ('Control: one attribute requested', ('control_acc/',)),
+    ('Control: one attribute requested, the others drawn as the catalogue has them',
+     ('control_acc/',)),
+    ('Control: one attribute requested, the others the model\'s "unspecified" label',
+     ('control_acc_unspecified/',)),
     ('Control: all attributes requested', ('control_acc_joint/',)),
     ('Classifier held-out accuracy', ('classifier_acc/',)),
 )

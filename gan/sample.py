@@ -6,8 +6,9 @@
   python -m gan.sample --workdir=DIR --directions 6 --out directions.png
   python -m gan.sample --workdir=DIR --direction 0 --strength 3 --num 8 --out edit.png
 
-See gan/control/README_SECTION.md for every option.
+Every option: the README's "Steering a trained model" section.
 """
+import json
 import os
 import sys
 import time
@@ -31,9 +32,10 @@ def build_parser():
                       'restricted to [-t, t] (resampled). Lower = more typical, less diverse. '
                       '0 = off (default).')
   parser.add_argument('--any', dest='any_mode', default='auto', choices=ANY_MODES,
-                      help='How attributes left out become "any": the model\'s "unspecified" '
-                      'label, '
-                      'a random value per image, or auto (unspecified if the run was trained '
+                      help='How attributes left out become "any": catalogue (drawn per image '
+                      'as the training catalogue has them, given the ones you asked for), the '
+                      'model\'s "unspecified" label, a uniformly random value, or auto (catalogue '
+                      'when the run saved its label distribution, else unspecified if it trained '
                       'with attribute dropout, else random).')
   mode = parser.add_mutually_exclusive_group()
   mode.add_argument('--sweep', metavar='ATTRIBUTE',
@@ -75,6 +77,23 @@ def _write(args, images, names, cols=None):
     paths = output.save_each(images, args.out_dir, names)
     print(f'wrote {len(paths)} images to {args.out_dir}')
   return images
+
+
+def _report_attributes(args, vocab, names, labels, requested, shown: int = 16):
+  """Says which values the attributes left out got (per image); with --out-dir also as JSON."""
+  free = [n for n in vocab.names if n not in requested]
+  if not free:
+    return
+  decoded = {name: vocab.decode(row) for name, row in zip(names, labels)}
+  for name in names[:shown]:
+    print(f'{name}: ' + ' '.join(f'{a}={decoded[name][a]}' for a in free))
+  if len(names) > shown:
+    print(f'... ({len(names) - shown} more)')
+  if args.out_dir:
+    path = os.path.join(args.out_dir, 'attributes.json')
+    with open(path, 'w') as f:
+      json.dump(decoded, f, indent=1)
+    print(f'wrote {path}')
 
 
 def _slug(text: str) -> str:
@@ -136,7 +155,9 @@ def run_sample(args) -> int:
   else:
     num = args.num or 16
     images, _, labels = generation.sample(run, attrs, num, args.seed, **common)
-    _write(args, images, cli.names_for('sample_', num))
+    names = cli.names_for('sample_', num)
+    _write(args, images, names)
+    _report_attributes(args, run.vocabulary, names, labels, attrs)
 
   elapsed = time.perf_counter() - start
   if args.timing:

@@ -1,4 +1,5 @@
 """The training driver: the only place with I/O. train_and_evaluate(config, workdir)."""
+import dataclasses
 import functools
 import json
 import os
@@ -18,6 +19,7 @@ from gan import losses as losses_lib
 from gan import optim, parallel, preemption, samples, state as state_lib, steps, workdir as workdir_lib
 from gan.data import augment as augment_lib
 from gan.data import diffaug
+from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
 from gan.evaluation import evaluator as evaluator_lib
 from gan.models import build_models
@@ -57,7 +59,9 @@ def make_augment_fns(config, vocabulary):
 class SampleWriter:
   """Draws the fixed attribute grids with the EMA generator; TensorBoard images + PNG files."""
 
-  def __init__(self, config, vocabulary, workdir, writer):
+  def __init__(self, config, vocabulary, workdir, writer, prior=None):
+    """prior: the training split's LabelPrior; attributes a grid leaves free are drawn from it
+    once (fixed for the run, as the sampling tools' default does), else the model's 'unspecified'."""
     self.config, self.writer, self.workdir = config, writer, workdir
     num_classes = vocabulary.num_classes
     generator, _ = build_models(config, num_classes)
@@ -67,6 +71,9 @@ class SampleWriter:
     if not config.model.conditional:
       vocabulary = vocabulary.from_dict({})
     self.grids = samples.grid_specs(vocabulary, tuple(config.sample.grid_attributes))
+    if prior is not None:
+      rng = np.random.default_rng([config.seed, 3])
+      self.grids = [dataclasses.replace(g, labels=prior.fill(g.labels, rng)) for g in self.grids]
     key = jax.random.PRNGKey(config.seed + 1)
     self.latents = [jax.random.normal(jax.random.fold_in(key, i),
                                       (g.rows * g.cols, config.model.latent_dim))
@@ -127,6 +134,10 @@ def _train(config, workdir, allow_config_change, lock):
     workdir_lib.check_and_save_config(workdir, config, allow_config_change,
                                       has_checkpoint=bool(checkpointer.steps()))
     vocabulary.save(workdir)
+  # Every process reads the same split, so all of them hold the same distribution; one writes it.
+  prior = label_prior_lib.ensure(workdir, spec, config.data.train_split,
+                                 write=jax.process_index() == 0) \
+      if config.model.conditional and vocabulary.names else None
 
   generator, discriminator = build_models(config, num_classes, axis_name=parallel.AXIS)
   (g_tx, g_schedule), (d_tx, d_schedule) = optim.build_optimizers(config)
@@ -148,7 +159,7 @@ def _train(config, workdir, allow_config_change, lock):
   p_train_step = steps.pmap_train_step(train_step)
   batches = pipeline.sharded_batches(pipeline.train_dataset(
       spec, config, start_step=start_step, augment_fn=tf_augment))
-  sampler = SampleWriter(config, vocabulary, workdir, writer)
+  sampler = SampleWriter(config, vocabulary, workdir, writer, prior)
   evaluator = evaluator_lib.Evaluator(config, spec, workdir) if config.eval_every_steps else None
   best = evaluator_lib.BestCheckpoint(workdir) if evaluator else None
 

@@ -1,5 +1,6 @@
 """Control tools on a tiny trained run: sample by attribute, sweep, interpolate, SeFa, inversion."""
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -111,7 +112,7 @@ def test_sample_command_writes_grid_files_and_timing(run_dir, tmp_path, capsys):
   assert code == 0
   assert _grid_cells(out) == (2, 3)  # 6 images -> 3 columns, 2 rows.
   files = sorted(os.listdir(out_dir))
-  assert files == [f'sample_{i:03d}.png' for i in range(6)]
+  assert files == ['attributes.json'] + [f'sample_{i:03d}.png' for i in range(6)]
   assert Image.open(os.path.join(out_dir, files[0])).size == (16, 16)
   assert 'images in' in capsys.readouterr().out
 
@@ -123,20 +124,61 @@ def test_sample_command_writes_grid_files_and_timing(run_dir, tmp_path, capsys):
 
 def test_sample_labels_and_seeds(run):
   vocab = run.vocabulary
-  images, z, labels = generation.sample(run, {'category': 'mug', 'colour': 'navy'}, num=4, seed=3)
+  asked = {'category': 'mug', 'colour': 'navy'}
+  images, z, labels = generation.sample(run, asked, num=4, seed=3)
   assert images.shape == (4, 16, 16, 3) and np.all(np.abs(images) <= 1)
-  np.testing.assert_array_equal(labels, np.tile(vocab.encode({'category': 'mug', 'colour': 'navy'}),
-                                                (4, 1)))
-  # Latent i of a seed does not depend on how many are drawn.
-  first, z1, _ = generation.sample(run, {'category': 'mug', 'colour': 'navy'}, num=1, seed=3)
+  # Default 'auto' = 'catalogue' (the run saved its label distribution): the asked values stay,
+  # the pattern is drawn among the patterns the catalogue's navy mugs have.
+  assert generation.resolve_any_mode(run) == 'catalogue'
+  np.testing.assert_array_equal(labels[:, :2], np.tile(vocab.encode(asked)[:2], (4, 1)))
+  combos = run.label_prior.combinations
+  navy_mugs = combos[(combos[:, 0] == labels[0, 0]) & (combos[:, 1] == labels[0, 1])]
+  assert set(labels[:, 2]) <= set(navy_mugs[:, 2])
+  # Latent i and label i of a seed do not depend on how many are drawn.
+  first, z1, labels1 = generation.sample(run, asked, num=1, seed=3)
   np.testing.assert_array_equal(z1[0], z[0])
+  np.testing.assert_array_equal(labels1[0], labels[0])
   np.testing.assert_allclose(first[0], images[0], atol=1e-5)
+  # The model's own "unspecified" label, on request.
+  null = generation.make_labels(run, asked, 4, seed=3, any_mode='unspecified')
+  np.testing.assert_array_equal(null, np.tile(vocab.encode(asked), (4, 1)))
   # 'random' any-mode fills unspecified attributes with real values, keeps the given ones.
   random_labels = generation.make_labels(run, {'colour': 'navy'}, 64, seed=0, any_mode='random')
   assert np.all(random_labels < np.asarray(vocab.num_classes))
   assert np.all(random_labels[:, 1] == vocab.value_index('colour', 'navy'))
   assert len(np.unique(random_labels[:, 0])) > 1
-  assert generation.resolve_any_mode(run) == 'unspecified'  # Trained with attribute dropout.
+
+
+def test_catalogue_mode_needs_the_label_distribution(run_dir, tmp_path, capsys):
+  """An older run without label_distribution.json: auto falls back; --any=catalogue says how to fix."""
+  old = tmp_path / 'old_run'
+  shutil.copytree(run_dir, old, ignore=shutil.ignore_patterns('label_distribution.json'))
+  old_run = loading.load_run(str(old), 'latest')
+  assert old_run.label_prior is None
+  assert generation.resolve_any_mode(old_run) == 'unspecified'  # Trained with attribute dropout.
+  code = sample_cli.main([f'--workdir={old}', '--any', 'catalogue', '--out', str(tmp_path / 'x.png')])
+  assert code == 2
+  err = capsys.readouterr().err
+  assert '--any=catalogue needs the label distribution' in err and 'gan.evaluate' in err
+  (old / 'label_distribution.json').write_text('{"attributes": ["category"')  # Damaged.
+  code = sample_cli.main([f'--workdir={old}', '--out', str(tmp_path / 'x.png')])
+  assert code == 2
+  assert 'is damaged' in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / 'x.png')
+
+
+def test_sample_command_reports_the_drawn_attributes(run_dir, tmp_path, capsys):
+  out_dir = tmp_path / 'drawn'
+  code = sample_cli.main([f'--workdir={run_dir}', '--attr', 'colour=red', '--num', '3',
+                          '--out-dir', str(out_dir)])
+  assert code == 0
+  out = capsys.readouterr().out
+  with open(out_dir / 'attributes.json') as f:
+    drawn = json.load(f)
+  assert sorted(drawn) == ['sample_000', 'sample_001', 'sample_002']
+  for name, attrs in drawn.items():
+    assert attrs['colour'] == 'red' and attrs['category'] != 'any' and attrs['pattern'] != 'any'
+    assert f"{name}: category={attrs['category']} pattern={attrs['pattern']}" in out
 
 
 @pytest.mark.parametrize('args,message', [

@@ -45,7 +45,8 @@ def test_metrics_are_complete_and_finite(run):
               'eval/memorisation_real_median', 'eval/fid_floor', 'eval/kid_floor',
               'eval/control_acc/mean', 'eval/control_acc_joint/all'}
   for a in attributes:
-    expected |= {f'eval/control_acc/{a}', f'eval/control_acc_joint/{a}', f'eval/classifier_acc/{a}'}
+    expected |= {f'eval/control_acc/{a}', f'eval/control_acc_joint/{a}', f'eval/classifier_acc/{a}',
+                 f'eval/control_acc_unspecified/{a}'}  # Trained with attribute dropout.
   assert expected <= set(scalars), expected - set(scalars)
   assert 'eval/inception_fid' not in scalars
   assert all(isinstance(v, float) and np.isfinite(v) for v in scalars.values()), scalars
@@ -65,7 +66,25 @@ def test_metrics_are_complete_and_finite(run):
     np.testing.assert_array_equal(single.sum(axis=1), 2)  # control_samples_per_value each
     assert confusion[f'single/{a}']['values'] == list(spec.vocabulary.values(a))
     assert confusion[f'single/{a}']['accuracy'] == pytest.approx(scalars[f'eval/control_acc/{a}'])
+    assert confusion[f'single_unspecified/{a}']['accuracy'] == pytest.approx(
+        scalars[f'eval/control_acc_unspecified/{a}'])
     assert np.array(confusion[f'joint/{a}']['matrix']).sum() == 64  # num_samples
+
+
+def test_control_set_draws_the_other_attributes_from_the_catalogue(run):
+  workdir, _, spec, _, evaluator = run
+  vocab = spec.vocabulary
+  prior = evaluator.prior
+  assert os.path.exists(os.path.join(workdir, 'label_distribution.json'))
+  seen = {tuple(c) for c in prior.combinations}
+  groups = {key: (a, labels) for key, a, labels, _ in evaluator.control_groups}
+  for a, name in enumerate(vocab.names):
+    _, labels = groups[f'control_acc/{name}']
+    np.testing.assert_array_equal(labels[:, a], np.repeat(np.arange(vocab.num_classes[a]), 2))
+    assert all(tuple(row) in seen for row in labels)  # Full labels the catalogue holds.
+    _, null = groups[f'control_acc_unspecified/{name}']
+    others = np.delete(null, a, axis=1)
+    assert np.all(others == np.delete(vocab.unspecified(), a)[None])
 
 
 def test_result_does_not_depend_on_stale_batch_stats(run):
@@ -100,6 +119,9 @@ def test_bad_eval_settings_raise(run):
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.num_samples': 2}), spec, workdir)
   with pytest.raises(ValueError, match='classifier_steps must be 0 \\(auto\\) or >= 2'):
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.classifier_steps': 1}), spec,
+                            workdir)
+  with pytest.raises(ValueError, match='control_any must be one of auto, catalogue, unspecified'):
+    evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.control_any': 'any'}), spec,
                             workdir)
   with pytest.raises(ValueError, match="eval split 'validation'"):
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'data.eval_split': 'validation'}),

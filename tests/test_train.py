@@ -5,10 +5,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
-from gan import checkpoint, train
+from gan import checkpoint, samples, train
+from gan.data import label_prior
 from gan.data.vocab import Vocabulary
 from tests.conftest import tiny_config
 
@@ -42,6 +44,10 @@ def test_train_writes_summaries_checkpoints_grids_and_resumes(tfds_dir, tmp_path
   n_cat, n_col = vocab.num_classes[0], vocab.num_classes[1]
   assert grid.size == (n_col * 18 + 2, n_cat * 18 + 2)  # 16px cells + 2px padding.
   assert len(glob.glob(os.path.join(workdir, 'samples', 'category_x_pattern_*.png'))) == 2
+  # The training labels' distribution is saved for the sampling tools.
+  prior = label_prior.load(workdir, vocab.names, vocab.num_classes)
+  split_size = tfds.builder(config.data.name, data_dir=tfds_dir).info.splits['train'].num_examples
+  assert prior.counts.sum() == split_size
 
   # Same workdir, more steps: resumes at 4 and continues to 6.
   config.num_train_steps = 6
@@ -52,6 +58,25 @@ def test_train_writes_summaries_checkpoints_grids_and_resumes(tfds_dir, tmp_path
   assert [e.step for e in acc.Tensors('g_loss')] == [2, 4, 6]
   values = [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors('g_loss')]
   assert all(np.isfinite(values)), values
+
+
+def test_sample_grids_draw_the_free_attributes_from_the_catalogue():
+  vocab = Vocabulary.from_dict({'category': ['mug', 'bag'], 'colour': ['red', 'navy', 'teal'],
+                                'pattern': ['solid', 'striped']})
+  # Only striped red mugs and solid bags of any colour exist.
+  combos = [(0, 0, 1)] * 5 + [(1, c, 0) for c in range(3)]
+  prior = label_prior.LabelPrior.from_labels(combos, vocab.names, vocab.num_classes)
+  config = tiny_config(**{'sample.grid_attributes': ('category', 'colour')})
+  writer = train.SampleWriter(config, vocab, '/unused', None, prior)
+  by_name = {g.name: g for g in writer.grids}
+  grid = by_name['category_x_colour']
+  expected = samples.grid_specs(vocab, ('category', 'colour'))[0].labels
+  np.testing.assert_array_equal(grid.labels[:, :2], expected[:, :2])  # Rows and columns as asked.
+  assert grid.labels[0, 2] == 1  # Red mugs are striped,
+  np.testing.assert_array_equal(grid.labels[3:, 2], 0)  # bags solid,
+  assert np.all(grid.labels[1:3, 2] < 2)  # and unseen mugs still get a real pattern.
+  no_prior = train.SampleWriter(config, vocab, '/unused', None)
+  assert np.all(no_prior.grids[0].labels[:, 2] == 2)  # The model's "unspecified".
 
 
 def test_config_errors_before_any_work(tmp_path):

@@ -153,6 +153,23 @@ def test_batch_chunks_match_reference(scheme):
   np.testing.assert_allclose(gk, gk_ref, **TOL)
 
 
+@pytest.mark.parametrize('batch,size,cin,features,chunks', [
+    (64, 16, 128, 64, 1),   # the DCGAN 16->32 layer runs unsliced
+    (64, 8, 256, 128, 1),
+    (64, 32, 16, 8, 1),     # gemm scheme: never sliced
+    (16, 64, 8, 32, 2),     # 16 x 16 x 16 tiles = 4096 GEMM rows: two slices of 2048
+])
+def test_fast_layer_slices_as_choose_chunks_says(monkeypatch, batch, size, cin, features, chunks):
+  calls = []
+  real = upconv.fast_conv_transpose
+  monkeypatch.setattr(upconv, 'fast_conv_transpose',
+                      lambda x, k, scheme, c=1: calls.append(c) or real(x, k, scheme, c))
+  layer = upconv.FastUpsample(features)
+  x = jnp.zeros((batch, size, size, cin), jnp.float32)
+  jax.eval_shape(lambda x: layer.init_with_output(jax.random.PRNGKey(0), x), x)
+  assert calls == [chunks]
+
+
 def test_choose_chunks():
   assert upconv.choose_chunks('toom4', 64, 16, 16) == 1  # the DCGAN 16->32 layer: 1024 rows
   assert upconv.choose_chunks('toom4', 64, 32, 32) == 2  # 4096 rows

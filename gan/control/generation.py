@@ -6,9 +6,14 @@ and returns images as float32 numpy arrays in [-1, 1] (see output.py to save the
 Attributes are given by name, {'category': 'handbag', 'colour': 'red'}, and resolved through the
 run's saved vocabulary (so an unknown name is an error listing the valid ones). An attribute left
 out means "any", realised according to `any_mode`:
+  'catalogue'    per image, values drawn as the training catalogue has them given the requested
+                 ones (gan/data/label_prior.py): a navy shoe gets a pattern navy shoes have;
   'unspecified'  the model's own "unspecified" label, which it learned from attribute dropout;
-  'random'       a random value per image (drawn from the seed), for models trained without dropout;
-  'auto'         'unspecified' when the run was trained with attribute_dropout > 0, else 'random'.
+  'random'       a uniformly random value per image;
+  'auto'         'catalogue' when the run saved its label distribution (every run trained by this
+                 version does), else 'unspecified' if it was trained with attribute dropout, else
+                 'random'.
+Random draws come from the seed, so a seed gives the same labels every time.
 """
 import time
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -20,7 +25,7 @@ from gan.control import latents as latents_lib
 from gan.control import sefa
 from gan.control.loading import Run
 
-ANY_MODES = ('auto', 'unspecified', 'random')
+ANY_MODES = ('auto', 'catalogue', 'unspecified', 'random')
 _LABEL_STREAM = 0x1abe1  # Labels come from their own stream of the seed, not the latents'.
 
 
@@ -28,7 +33,14 @@ def resolve_any_mode(run: Run, any_mode: str = 'auto') -> str:
   if any_mode not in ANY_MODES:
     raise ValueError(f'Unknown any-mode {any_mode!r}. Valid: {", ".join(ANY_MODES)}.')
   if any_mode == 'auto':
+    if run.label_prior is not None:
+      return 'catalogue'
     return 'unspecified' if float(run.config.attribute_dropout) > 0 else 'random'
+  if any_mode == 'catalogue' and run.vocabulary.names and run.label_prior is None:
+    raise ValueError(f'--any=catalogue needs the label distribution of the training split, and '
+                     f'{run.workdir!r} has none (runs trained before it was saved). Run '
+                     f'`python -m gan.evaluate --workdir={run.workdir}` once to write it from the '
+                     'dataset, or use --any=unspecified / --any=random.')
   return any_mode
 
 
@@ -45,7 +57,10 @@ def make_labels(run: Run, assignments: Optional[Mapping[str, str]], num: int, se
   vocab = run.vocabulary
   base = vocab.encode(dict(assignments or {}))
   labels = np.tile(base, (num, 1)).astype(np.int32)
-  if resolve_any_mode(run, any_mode) == 'random' and len(vocab):
+  mode = resolve_any_mode(run, any_mode)
+  if mode == 'catalogue' and len(vocab):
+    return run.label_prior.fill(labels, np.random.default_rng([seed, _LABEL_STREAM]))
+  if mode == 'random' and len(vocab):
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _LABEL_STREAM)
     for a, n in enumerate(vocab.num_classes):
       draws = np.asarray(jax.random.randint(jax.random.fold_in(key, a), (num,), 0, n))
@@ -76,8 +91,8 @@ def sweep(run: Run, attribute: str, assignments: Optional[Mapping[str, str]] = N
           ) -> Tuple[np.ndarray, Tuple[str, ...]]:
   """Same product, other values: for each of `num` fixed latents, one image per attribute value.
 
-  Returns (images [num, V, H, W, 3], value names). Row r uses latent r of `seed` (and, in 'random'
-  any-mode, the same random values of the other attributes) in every column: only the swept
+  Returns (images [num, V, H, W, 3], value names). Row r uses latent r of `seed` (and, in 'catalogue'
+  and 'random' any-mode, the same drawn values of the other attributes) in every column: only the swept
   attribute changes along a row.
   """
   _check_count('num', num)
@@ -104,7 +119,8 @@ def interpolate(run: Run, seed_a: int, seed_b: int, frames: int = 8,
                 truncation: Optional[float] = None, any_mode: str = 'auto') -> np.ndarray:
   """Slerp from the first latent of seed_a to the first latent of seed_b: [frames, H, W, 3].
 
-  The attributes stay fixed along the path (in 'random' any-mode: those drawn for seed_a).
+  The attributes stay fixed along the path (in 'catalogue' / 'random' any-mode: those drawn for
+  seed_a).
   """
   z_a = latents_lib.seed_latents(seed_a, 1, run.latent_dim, truncation)[0]
   z_b = latents_lib.seed_latents(seed_b, 1, run.latent_dim, truncation)[0]

@@ -1,13 +1,14 @@
 """Load a trained run from its workdir: config, attribute vocabulary, networks and GANState.
 
 The control tools never need the dataset: everything they use is in the workdir
-(config.json, vocabulary.json, checkpoints/ and, once evaluation has picked one, best_checkpoint/).
+(config.json, vocabulary.json, label_distribution.json, checkpoints/ and, once evaluation has
+picked one, best_checkpoint/).
 """
 import dataclasses
 import functools
 import json
 import os
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from absl import logging
 from configs import default as default_config
 from gan import checkpoint as checkpoint_lib
 from gan import optim, state as state_lib, steps
+from gan.data import label_prior as label_prior_lib
 from gan.data.vocab import Vocabulary
 from gan.models import build_models
 
@@ -95,6 +97,13 @@ class Run:
   @property
   def d_variables(self):
     return {'params': self.state.d_params, 'batch_stats': self.state.d_batch_stats}
+
+  @functools.cached_property
+  def label_prior(self) -> Optional[label_prior_lib.LabelPrior]:
+    """The training split's attribute distribution saved with the run (None if it has none)."""
+    if not self.vocabulary.names:
+      return None
+    return label_prior_lib.load(self.workdir, self.vocabulary.names, self.num_classes)
 
   @functools.cached_property
   def _sample(self):

@@ -22,7 +22,11 @@ two evaluations differ only through the generator:
   precision / recall (k-NN, Kynkaanniemi et al. 2019), memorisation (nearest training neighbour
   distance, generated vs real), joint control accuracy (every attribute requested at once);
 - the control set: for each attribute and each of its values, `control_samples_per_value` images
-  with only that attribute requested (the others unspecified) -> control accuracy per attribute.
+  with only that attribute requested -> control accuracy per attribute. The other attributes are
+  left to "any" as the sampling tools do by default (`config.eval.control_any`, 'auto' =
+  'catalogue': drawn from the training split's label distribution given the requested value, see
+  gan/data/label_prior.py); runs trained with attribute dropout also get the same set with the
+  model's own "unspecified" label (control_acc_unspecified/<attribute>).
 
 All distribution metrics live in the classifier's feature space (`feature_dim`-d). Inception-V3 FID
 (`eval/inception_fid`) is added when `config.eval.inception_weights` names a readable local file;
@@ -38,8 +42,10 @@ Reading the numbers (keys of `evaluate`, all prefixed 'eval/'):
                               and for held-out real ones; memorisation_ratio = gen / real. Well
                               below 1: generated images sit closer to training images than unseen
                               real ones do, i.e. the generator may be copying.
-  control_acc/<attribute>     that attribute alone requested; fraction the classifier agrees with
-                              (mean: over attributes). control_acc_joint/<attribute>: every
+  control_acc/<attribute>     that attribute alone requested (others "any", see the control set);
+                              fraction the classifier agrees with (mean: over attributes);
+                              control_acc_unspecified/<attribute>: the others as the model's
+                              "unspecified" label. control_acc_joint/<attribute>: every
                               attribute requested at once (combinations from the data); /all: every
                               attribute right at once. Bounded by classifier_acc/<attribute>, the
                               classifier's own held-out accuracy.
@@ -65,6 +71,7 @@ from absl import logging
 
 from gan import checkpoint as checkpoint_lib
 from gan import samples, steps
+from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
 from gan.evaluation import classifier as classifier_lib
 from gan.evaluation import inception as inception_lib
@@ -79,13 +86,16 @@ CLASSIFIER_DIR = 'eval_classifier'
 STANDING_STATS_SEED_OFFSET = 2
 # Held-out accuracy below which the classifier's control verdicts come with a warning.
 WEAK_CLASSIFIER = 0.8
+CONTROL_ANY_MODES = ('auto', 'catalogue', 'unspecified')
 
-# config.eval fields this module reads (config.eval.get(name, default)); see CONFIG_FIELDS.md.
+# config.eval fields this module reads (config.eval.get(name, default)); see configs/default.py.
 DEFAULTS = {
     'num_samples': 2000,             # Generated images for FID/KID/PR; also caps the real set.
     'batch_size': 250,               # Generation / feature batch.
     'seed': 0,                       # Latents, labels and real subsets of every evaluation.
     'control_samples_per_value': 50,
+    'control_any': 'auto',           # Control set's other attributes: 'auto' | 'catalogue' |
+                                     # 'unspecified' (as gan.sample --any; auto = catalogue).
     'kid_subsets': 100,
     'kid_subset_size': 1000,
     'pr_k': 3,
@@ -291,6 +301,12 @@ class Evaluator:
     self.judged_names = [vocab.names[a] for a in self.judged]
     self.judged_classes = tuple(vocab.num_classes[a] for a in self.judged)
     self.conditional = bool(config.model.conditional) and len(vocab) > 0
+    self.control_any = str(setting('control_any'))
+    if self.control_any not in CONTROL_ANY_MODES:
+      raise ValueError(f'config.eval.control_any must be one of {", ".join(CONTROL_ANY_MODES)}; '
+                       f'got {self.control_any!r}.')
+    if self.control_any == 'auto':
+      self.control_any = 'catalogue'  # Always available here: built from the dataset if missing.
 
     train_split, eval_split = config.data.train_split, config.data.eval_split
     num_train = _split_size(spec, train_split, 'train')
@@ -305,6 +321,8 @@ class Evaluator:
     slug = f'{spec.builder.info.full_name.replace("/", "_")}_{self.resolution}px'
     self._cache_prefix = os.path.join(cache_dir, slug)
     self._writes = jax.process_index() == 0
+    self.prior = label_prior_lib.ensure(workdir, spec, train_split, write=self._writes) \
+        if self.conditional else None
 
     batch = int(setting('classifier_batch_size'))
     self.classifier_settings = {
@@ -454,15 +472,23 @@ class Evaluator:
     idx = np.concatenate([rng.permutation(n_real) for _ in range(-(-self.num_samples // n_real))])
     self.fid_labels = self.real_labels[idx[:self.num_samples]]
     self.fid_latents = rng.standard_normal((self.num_samples, latent_dim)).astype(np.float32)
-    # Control set: each value of each judged attribute alone, the others unspecified.
+    # Control set: each value of each judged attribute alone, the others "any" (see control_any);
+    # groups are (metric key, attribute index, labels, latents).
     self.control_groups = []
     if self.conditional and self.per_value:
-      for a, name in zip(self.judged, self.judged_names):
-        n = num_classes[a]
-        labels = np.tile(vocab.unspecified(), (n * self.per_value, 1))
-        labels[:, a] = np.repeat(np.arange(n), self.per_value)
-        z = rng.standard_normal((len(labels), latent_dim)).astype(np.float32)
-        self.control_groups.append((name, a, labels, z))
+      modes = [self.control_any]
+      if self.control_any != 'unspecified' and float(self.config.attribute_dropout) > 0:
+        modes.append('unspecified')
+      for mode in modes:
+        prefix = 'control_acc' if mode == self.control_any else f'control_acc_{mode}'
+        for a, name in zip(self.judged, self.judged_names):
+          n = num_classes[a]
+          labels = np.tile(vocab.unspecified(), (n * self.per_value, 1))
+          labels[:, a] = np.repeat(np.arange(n), self.per_value)
+          if mode == 'catalogue':
+            labels = self.prior.fill(labels, rng)
+          z = rng.standard_normal((len(labels), latent_dim)).astype(np.float32)
+          self.control_groups.append((f'{prefix}/{name}', a, labels, z))
 
   # --------------------------------------------------------------------------- evaluation
 
@@ -533,13 +559,15 @@ class Evaluator:
         confusion[f'joint/{name}'] = _confusion_entry(vocab.values(name), acc, matrix)
         all_right &= preds[:, j] == self.fid_labels[:, a]
       out['control_acc_joint/all'] = float(np.mean(all_right))
-      for name, a, labels, z in self.control_groups:
+      for key, a, labels, z in self.control_groups:
         j = self.judged.index(a)
         pred = self.classifier.predict(self.generate(state, z, labels), self.batch_size)[:, j]
         acc, matrix = metrics.control_accuracy(labels[:, a], pred, self.judged_classes[j])
-        out[f'control_acc/{name}'] = acc
-        confusion[f'single/{name}'] = _confusion_entry(vocab.values(name), acc, matrix)
-      single = [out[f'control_acc/{n}'] for n, *_ in self.control_groups]
+        out[key] = acc
+        kind, name = key.split('/')
+        confusion[kind.replace('control_acc', 'single') + '/' + name] = _confusion_entry(
+            vocab.values(name), acc, matrix)
+      single = [out[k] for k, *_ in self.control_groups if k.startswith('control_acc/')]
       if single:
         out['control_acc/mean'] = float(np.mean(single))
 
@@ -551,7 +579,8 @@ class Evaluator:
     """What the numbers depend on besides the generator (for reports and comparisons)."""
     return {'num_samples': self.num_samples, 'num_real': self.num_real,
             'num_train_reference': len(self.train_features), 'seed': self.seed,
-            'control_samples_per_value': self.per_value, 'kid_subsets': self.kid_subsets,
+            'control_samples_per_value': self.per_value, 'control_any': self.control_any,
+            'kid_subsets': self.kid_subsets,
             'kid_subset_size': self.kid_subset_size, 'pr_k': self.pr_k,
             'feature_space': f'attribute classifier ({self.classifier.feature_dim}-d)',
             'classifier': self._classifier_key(),

@@ -521,4 +521,4 @@ class FastUpsample(_Upsample):
       return conv_transpose_reference(x, kernel)
     n, h, w, c = x.shape
     scheme = choose_scheme(h, w, c, self.features)
-    return fast_conv_transpose(x, kernel, scheme, choose_chunks(scheme, n, h, w, self.features))
+    return fast_conv_transpose(x, kernel, scheme, choose_chunks(scheme, n, h, w))
