@@ -160,7 +160,8 @@ def _train(config, workdir, allow_config_change, lock):
   batches = pipeline.sharded_batches(pipeline.train_dataset(
       spec, config, start_step=start_step, augment_fn=tf_augment))
   sampler = SampleWriter(config, vocabulary, workdir, writer, prior)
-  evaluator = evaluator_lib.Evaluator(config, spec, workdir) if config.eval_every_steps else None
+  evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior) \
+      if config.eval_every_steps else None
   best = evaluator_lib.BestCheckpoint(workdir) if evaluator else None
 
   if start_step == 0:

@@ -77,7 +77,8 @@ def test_control_set_draws_the_other_attributes_from_the_catalogue(run):
   prior = evaluator.prior
   assert os.path.exists(os.path.join(workdir, 'label_distribution.json'))
   seen = {tuple(c) for c in prior.combinations}
-  groups = {key: (a, labels) for key, a, labels, _ in evaluator.control_groups}
+  groups = {f'control_acc{suffix}/{name}': (a, labels)
+            for suffix, name, a, labels, _ in evaluator.control_groups}
   for a, name in enumerate(vocab.names):
     _, labels = groups[f'control_acc/{name}']
     np.testing.assert_array_equal(labels[:, a], np.repeat(np.arange(vocab.num_classes[a]), 2))

@@ -265,7 +265,10 @@ class Evaluator:
   writes cache files.
   """
 
-  def __init__(self, config, spec: pipeline.DatasetSpec, workdir: str):
+  def __init__(self, config, spec: pipeline.DatasetSpec, workdir: str,
+               prior: Optional[label_prior_lib.LabelPrior] = None):
+    """prior: the training split's label distribution if the caller already holds it (the
+    training loop does); otherwise it is read from the workdir or counted from the dataset."""
     self.config, self.spec, self.workdir = config, spec, workdir
     self.notes: List[str] = []
     self._last_confusion: Dict[str, dict] = {}
@@ -321,8 +324,9 @@ class Evaluator:
     slug = f'{spec.builder.info.full_name.replace("/", "_")}_{self.resolution}px'
     self._cache_prefix = os.path.join(cache_dir, slug)
     self._writes = jax.process_index() == 0
-    self.prior = label_prior_lib.ensure(workdir, spec, train_split, write=self._writes) \
-        if self.conditional else None
+    if self.conditional and prior is None:
+      prior = label_prior_lib.ensure(workdir, spec, train_split, write=self._writes)
+    self.prior = prior if self.conditional else None
 
     batch = int(setting('classifier_batch_size'))
     self.classifier_settings = {
@@ -473,14 +477,15 @@ class Evaluator:
     self.fid_labels = self.real_labels[idx[:self.num_samples]]
     self.fid_latents = rng.standard_normal((self.num_samples, latent_dim)).astype(np.float32)
     # Control set: each value of each judged attribute alone, the others "any" (see control_any);
-    # groups are (metric key, attribute index, labels, latents).
+    # groups are (key suffix: '' for control_any, '_unspecified' for the extra set; attribute
+    # name, attribute index, labels, latents).
     self.control_groups = []
     if self.conditional and self.per_value:
       modes = [self.control_any]
       if self.control_any != 'unspecified' and float(self.config.attribute_dropout) > 0:
         modes.append('unspecified')
       for mode in modes:
-        prefix = 'control_acc' if mode == self.control_any else f'control_acc_{mode}'
+        suffix = '' if mode == self.control_any else f'_{mode}'
         for a, name in zip(self.judged, self.judged_names):
           n = num_classes[a]
           labels = np.tile(vocab.unspecified(), (n * self.per_value, 1))
@@ -488,7 +493,7 @@ class Evaluator:
           if mode == 'catalogue':
             labels = self.prior.fill(labels, rng)
           z = rng.standard_normal((len(labels), latent_dim)).astype(np.float32)
-          self.control_groups.append((f'{prefix}/{name}', a, labels, z))
+          self.control_groups.append((suffix, name, a, labels, z))
 
   # --------------------------------------------------------------------------- evaluation
 
@@ -559,15 +564,14 @@ class Evaluator:
         confusion[f'joint/{name}'] = _confusion_entry(vocab.values(name), acc, matrix)
         all_right &= preds[:, j] == self.fid_labels[:, a]
       out['control_acc_joint/all'] = float(np.mean(all_right))
-      for key, a, labels, z in self.control_groups:
+      for suffix, name, a, labels, z in self.control_groups:
         j = self.judged.index(a)
         pred = self.classifier.predict(self.generate(state, z, labels), self.batch_size)[:, j]
         acc, matrix = metrics.control_accuracy(labels[:, a], pred, self.judged_classes[j])
-        out[key] = acc
-        kind, name = key.split('/')
-        confusion[kind.replace('control_acc', 'single') + '/' + name] = _confusion_entry(
-            vocab.values(name), acc, matrix)
-      single = [out[k] for k, *_ in self.control_groups if k.startswith('control_acc/')]
+        out[f'control_acc{suffix}/{name}'] = acc
+        confusion[f'single{suffix}/{name}'] = _confusion_entry(vocab.values(name), acc, matrix)
+      single = [out[f'control_acc/{name}'] for suffix, name, *_ in self.control_groups
+                if not suffix]
       if single:
         out['control_acc/mean'] = float(np.mean(single))
 
