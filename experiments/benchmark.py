@@ -95,7 +95,7 @@ def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--batch', type=int, default=64)
   p.add_argument('--steps', type=int, default=10)
-  p.add_argument('--warmup', type=int, default=3)
+  p.add_argument('--warmup', type=int, default=5)
   p.add_argument('--impl', default='default', help="'default' (fast layers) or 'reference' "
                  "(XLA's conv_transpose / conv)")
   p.add_argument('--skip-pipeline', action='store_true')
