@@ -7,13 +7,15 @@ with the classic DCGAN widths (G and D 64) at --batch:
   images_per_second: X
 achieved GFLOP/s (XLA cost analysis) and its fraction of a float32 matmul roofline measured in the
 same run; the PyTorch reference's images/s in the same run and the ratio (when torch is installed:
-pip install -e '.[bench]'); then the step of dcgan_products.py exactly as the default run trains
+pip install -e '.[bench]'), and the reference again in its own process with glibc's default
+allocator settings, as a user runs it; then the step of dcgan_products.py exactly as the default run trains
 it (its own batch size and widths, lighter than the classic DCGAN); the input pipeline's images/s
 alone; peak RSS.
 """
 import argparse
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,11 +93,22 @@ def pipeline_images_per_second(batch: int, n_batches: int = 50) -> float:
   return n_batches * batch / (time.perf_counter() - t)
 
 
+def torch_own_process(args) -> float:
+  """The PyTorch peer in a fresh process (no tune_malloc there), as a user would run it."""
+  code = ('import sys; from experiments.torch_dcgan_reference import torch_images_per_second as f; '
+          f'print(f({args.batch}, {args.steps}, {args.warmup}))')
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
+                       check=True)
+  return float(out.stdout.strip().splitlines()[-1])
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--batch', type=int, default=64)
   p.add_argument('--steps', type=int, default=10)
-  p.add_argument('--warmup', type=int, default=5)
+  p.add_argument('--warmup', type=int, default=10,
+                 help='untimed steps first: the heap takes ~10 steps to settle (runtime.tune_malloc)')
   p.add_argument('--impl', default='default', help="'default' (fast layers) or 'reference' "
                  "(XLA's conv_transpose / conv)")
   p.add_argument('--skip-pipeline', action='store_true')
@@ -108,11 +121,16 @@ def main():
         f'{os.cpu_count()} CPU cores, batch {args.batch}, impl {args.impl}')
   roofline = matmul_roofline_gflops()
   print(f'roofline (float32 2048^3 matmul): {roofline:.1f} GFLOP/s')
-  torch_ips = None
+  torch_ips = torch_own = None
   try:
     from experiments.torch_dcgan_reference import torch_images_per_second
     torch_ips = torch_images_per_second(args.batch, args.steps, args.warmup)
+    # The ratios use this number: the peer runs under the same allocator settings as our step
+    # (they speed it up too, ~7%). The line after it is the peer as a user runs it: its own
+    # process, glibc defaults.
     print(f'torch_reference_images_per_second: {torch_ips:.1f}')
+    torch_own = torch_own_process(args)
+    print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
   except ImportError:
     print('torch not installed: pip install -e ".[bench]" to measure the PyTorch reference.')
 
@@ -139,7 +157,7 @@ def main():
     print(f'[{name}] XLA GFLOP/step: {gflop:.2f}, achieved {achieved:.1f} GFLOP/s = '
           f'{achieved / roofline:.2f} of roofline')
     if torch_ips and classic:
-      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f}')
+      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f} (own process: {ips / torch_own:.2f})')
   if not args.skip_pipeline:
     pipe = pipeline_images_per_second(args.batch)
     print(f'input_pipeline_images_per_second: {pipe:.1f} '
