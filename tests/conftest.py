@@ -1,7 +1,12 @@
-"""Tests run on 8 forced CPU devices so pmap sharding is exercised (set before jax is imported)."""
+"""Tests run on 8 forced CPU devices so pmap sharding is exercised (set before jax is imported).
+
+Also on a GPU machine: the suite's batches are shaped for those 8 devices, and the fast CPU layers
+are what the layer tests check (on a GPU they fall back to XLA's convolutions).
+"""
 import os
 
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # noqa: E402
