@@ -8,9 +8,9 @@ with the classic DCGAN widths (G and D 64) at --batch:
 achieved GFLOP/s (XLA cost analysis) and its fraction of a float32 matmul roofline measured in the
 same run; the PyTorch reference's images/s in the same run and the ratio (when torch is installed:
 pip install -e '.[bench]'), and the reference again in its own process with glibc's default
-allocator settings, as a user runs it; then the step of dcgan_products.py exactly as the default run trains
-it (its own batch size and widths, lighter than the classic DCGAN); the input pipeline's images/s
-alone; peak RSS.
+allocator settings, as a user runs it; then the step of dcgan_products.py exactly as the default
+run trains it (its own batch size and widths, lighter than the classic DCGAN); the input
+pipeline's images/s alone; peak RSS.
 """
 import argparse
 import os
@@ -95,7 +95,7 @@ def pipeline_images_per_second(batch: int, n_batches: int = 50) -> float:
 
 def torch_own_process(args) -> float:
   """The PyTorch peer in a fresh process (no tune_malloc there), as a user would run it."""
-  code = ('import sys; from experiments.torch_dcgan_reference import torch_images_per_second as f; '
+  code = ('from experiments.torch_dcgan_reference import torch_images_per_second as f; '
           f'print(f({args.batch}, {args.steps}, {args.warmup}))')
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   out = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
@@ -108,7 +108,7 @@ def main():
   p.add_argument('--batch', type=int, default=64)
   p.add_argument('--steps', type=int, default=10)
   p.add_argument('--warmup', type=int, default=10,
-                 help='untimed steps first: the heap takes ~10 steps to settle (runtime.tune_malloc)')
+                 help='untimed steps first; the heap takes ~10 steps to settle (tune_malloc)')
   p.add_argument('--impl', default='default', help="'default' (fast layers) or 'reference' "
                  "(XLA's conv_transpose / conv)")
   p.add_argument('--skip-pipeline', action='store_true')
@@ -123,19 +123,20 @@ def main():
   roofline = matmul_roofline_gflops()
   print(f'roofline (float32 2048^3 matmul): {roofline:.1f} GFLOP/s')
   torch_ips = torch_own = None
-  try:
-    if args.skip_torch:
-      raise ImportError('--skip-torch')
-    from experiments.torch_dcgan_reference import torch_images_per_second
-    torch_ips = torch_images_per_second(args.batch, args.steps, args.warmup)
-    # The ratios use this number: the peer runs under the same allocator settings as our step
-    # (they speed it up too, ~7%). The line after it is the peer as a user runs it: its own
-    # process, glibc defaults.
-    print(f'torch_reference_images_per_second: {torch_ips:.1f}')
-    torch_own = torch_own_process(args)
-    print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
-  except ImportError as e:
-    print(f'PyTorch reference not timed ({e}): pip install -e ".[bench]" to measure it.')
+  if args.skip_torch:
+    print('PyTorch reference not timed (--skip-torch).')
+  else:
+    try:
+      from experiments.torch_dcgan_reference import torch_images_per_second
+      torch_ips = torch_images_per_second(args.batch, args.steps, args.warmup)
+      # The ratios use this number: the peer runs under the same allocator settings as our step
+      # (they speed it up too, ~7%). The line after it is the peer as a user runs it: its own
+      # process, glibc defaults.
+      print(f'torch_reference_images_per_second: {torch_ips:.1f}')
+      torch_own = torch_own_process(args)
+      print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
+    except ImportError:
+      print('torch not installed: pip install -e ".[bench]" to measure the PyTorch reference.')
 
   results = {}
   for name, conditional, classic in (('unconditional', False, True), ('conditional', True, True),
