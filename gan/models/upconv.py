@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from gan.models import tiled
 from gan.registry import Registry
 
 UPSAMPLERS = Registry('upsampling implementation')
@@ -161,6 +162,14 @@ class Scheme:
   def out_terms(self) -> Terms:
     return _build_terms(((r,), self.out[r, d, p, q], (p, q), d - 1) for r in range(2 * self.tile)
                         for d in range(3) for p in range(self.points) for q in range(self.sub))
+
+  @functools.cached_property
+  def inp_terms_t(self) -> Terms:
+    return _transpose_terms(self.inp_terms)
+
+  @functools.cached_property
+  def out_terms_t(self) -> Terms:
+    return _transpose_terms(self.out_terms)
 
   def flops_ratio(self) -> float:
     """GEMM FLOPs of a 2-D layer relative to the direct transposed convolution."""
@@ -279,7 +288,7 @@ def _kin_t(name, g, v):
   s = SCHEMES[name]
   n, th, tw = g
   t, p, c = s.tile, s.points, v.shape[-1]
-  terms = _transpose_terms(s.inp_terms)
+  terms = s.inp_terms_t
   v = v.reshape(p, p, n, th, tw, c)
   x = _combine(lambda i: v[:, i[0]], terms, (t,), (4,))  # [P, N, Th, Tw, T, C]
   x = _combine(lambda i: x[i[0]], terms, (t,), (2,))  # [N, Th, T, Tw, T, C]
@@ -305,7 +314,7 @@ def _pout_t(name, g, d):
   n, th, tw = g
   t, p, q = s.tile, s.points, s.sub
   co = d.shape[-1]
-  terms = _transpose_terms(s.out_terms)
+  terms = s.out_terms_t
   d = d.reshape(n, th, 2 * t, tw, 2 * t, co)
   z = _combine(lambda i: d[:, :, i[0]], terms, (p, q), (0, 5), tile_axis=1)  # [P, N, Th, Tw, 2T, Q, Co]
   m = _combine(lambda i: z[:, :, :, :, i[0]], terms, (p, q), (1, 6), tile_axis=3)
@@ -354,8 +363,17 @@ def _linear_pair(f, f_t):
   return op, op_t
 
 
-kin, kin_t = _linear_pair(_kin, _kin_t)
-pout, pout_t = _linear_pair(_pout, _pout_t)
+def _native_or_xla(op: str, xla_fn):
+  """Transform `op` through the native one-pass kernel where it applies (`tiled.supports`),
+  else through the XLA code above; both compute the same function."""
+  def fn(name, g, x):
+    s = SCHEMES[name]
+    return getattr(tiled, op)(s, g, x) if tiled.supports(op, s, x) else xla_fn(name, g, x)
+  return fn
+
+
+kin, kin_t = _linear_pair(_native_or_xla('kin', _kin), _native_or_xla('kin_t', _kin_t))
+pout, pout_t = _linear_pair(_native_or_xla('pout', _pout), _native_or_xla('pout_t', _pout_t))
 kern, kern_t = _linear_pair(_kern, _kern_t)
 
 
