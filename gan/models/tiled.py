@@ -59,11 +59,12 @@ def _points_layout(g, p: int, q: int, c: int) -> Layout:
 
 def _tables(terms, out_slots: Sequence, in_layout: Layout, out_layout: Layout) -> Dict:
   """The kernel's tables: per boundary class (first/last tile row x first/last tile column),
-  per output slot (h, w), the coefficients and absolute input offsets of its terms."""
+  per output slot (h, w), the coefficients and absolute input offsets of its terms; and the
+  distinct input runs of a tile, which the kernel prefetches."""
   (_, in_sth, in_stw), in_h, in_w = in_layout
   _, out_h, out_w = out_layout
   slot_out = [out_h(a) + out_w(b) for a in out_slots for b in out_slots]
-  start, coef, off = [], [], []
+  start, coef, off, runs = [], [], [], set()
   kept = lambda dt, cls: not ((cls & 1 and dt < 0) or (cls & 2 and dt > 0))
   for cls in range(16):
     row_cls, col_cls = divmod(cls, 4)
@@ -75,9 +76,11 @@ def _tables(terms, out_slots: Sequence, in_layout: Layout, out_layout: Layout) -
             if kept(dh, row_cls) and kept(dw, col_cls):
               coef.append(ch * cw)
               off.append(in_h(ih) + in_w(iw) + dh * in_sth + dw * in_stw)
+              runs.add(in_h(ih) + in_w(iw))
     start.append(len(coef))
   return dict(slot_out=np.asarray(slot_out, np.int64), start=np.asarray(start, np.int64),
-              coef=np.asarray(coef, np.float32), off=np.asarray(off, np.int64))
+              coef=np.asarray(coef, np.float32), off=np.asarray(off, np.int64),
+              prefetch=np.asarray(sorted(runs), np.int64))
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,6 +16,10 @@
 
 #include "xla/ffi/api/ffi.h"
 
+#ifndef CW
+#define CW 64
+#endif
+
 namespace ffi = xla::ffi;
 
 namespace {
@@ -31,6 +35,9 @@ struct Plan {
   const int64_t* start;
   const float* coef;
   const int64_t* off;  // input offset relative to the output tile's own input tile
+  // The distinct input runs of a tile (offsets from its base), prefetched one tile ahead.
+  const int64_t* prefetch;
+  int64_t n_prefetch;
 };
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -56,26 +63,38 @@ inline void Chunk(const float* base, float* o, const float* coef, const int64_t*
   for (int v = 0; v < V; ++v) Store(o + 16 * v, acc[v]);
 }
 
+// The Toom-4 operands spread a tile over 25 planes, more concurrent streams than the hardware
+// prefetchers follow; without this the kernel waits on DRAM (2-3x slower on those shapes).
+inline void Prefetch(const Plan& p, const float* base) {
+  for (int64_t r = 0; r < p.n_prefetch; ++r)
+    for (int64_t c = 0; c < p.c; c += 16) __builtin_prefetch(base + p.prefetch[r] + c);
+}
+
 void RunRow(const Plan& p, int64_t row) {
   const int64_t n = row / p.th, i = row % p.th;
   const int64_t row_cls = ClassOf(i, p.th);
+  const float* row_base = p.in + n * p.in_sn + i * p.in_sth;
+  Prefetch(p, row_base);
   for (int64_t j = 0; j < p.tw; ++j) {
     const int64_t cls = row_cls * 4 + ClassOf(j, p.tw);
     const int64_t* start = p.start + cls * (p.slots + 1);
-    const float* base = p.in + n * p.in_sn + i * p.in_sth + j * p.in_stw;
+    const float* base = row_base + j * p.in_stw;
+    if (j + 1 < p.tw) Prefetch(p, base + p.in_stw);
     float* out_tile = p.out + n * p.out_sn + i * p.out_sth + j * p.out_stw;
-    for (int64_t s = 0; s < p.slots; ++s) {
-      float* o = out_tile + p.slot_out[s];
-      const int64_t k0 = start[s], k1 = start[s + 1];
-      int64_t c0 = 0;
-      for (; c0 + 64 <= p.c; c0 += 64) Chunk<4>(base + c0, o + c0, p.coef, p.off, k0, k1);
-      for (; c0 + 16 <= p.c; c0 += 16) Chunk<1>(base + c0, o + c0, p.coef, p.off, k0, k1);
-      for (; c0 < p.c; ++c0) {
+    // Channel chunks outermost: one chunk's input runs and output stay in L1 across the slots.
+    int64_t c0 = 0;
+    for (; c0 + CW <= p.c; c0 += CW)
+      for (int64_t s = 0; s < p.slots; ++s)
+        Chunk<CW / 16>(base + c0, out_tile + p.slot_out[s] + c0, p.coef, p.off, start[s], start[s + 1]);
+    for (; c0 + 16 <= p.c; c0 += 16)
+      for (int64_t s = 0; s < p.slots; ++s)
+        Chunk<1>(base + c0, out_tile + p.slot_out[s] + c0, p.coef, p.off, start[s], start[s + 1]);
+    for (; c0 < p.c; ++c0)
+      for (int64_t s = 0; s < p.slots; ++s) {
         float acc = 0.0f;
-        for (int64_t k = k0; k < k1; ++k) acc += p.coef[k] * base[p.off[k] + c0];
-        o[c0] = acc;
+        for (int64_t k = start[s]; k < start[s + 1]; ++k) acc += p.coef[k] * base[p.off[k] + c0];
+        out_tile[p.slot_out[s] + c0] = acc;
       }
-    }
   }
 }
 
@@ -105,7 +124,8 @@ void Work(Shared& sh) {
 ffi::Error TiledTransformImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                               ffi::ResultBuffer<ffi::F32> y, ffi::Span<const int64_t> geometry,
                               ffi::Span<const int64_t> slot_out, ffi::Span<const int64_t> start,
-                              ffi::Span<const float> coef, ffi::Span<const int64_t> off) {
+                              ffi::Span<const float> coef, ffi::Span<const int64_t> off,
+                              ffi::Span<const int64_t> prefetch) {
   if (geometry.size() != 10) return ffi::Error::InvalidArgument("geometry needs 10 entries");
   if (start.size() != 16 * (slot_out.size() + 1)) return ffi::Error::InvalidArgument("bad term table");
   auto sh = std::make_shared<Shared>();
@@ -117,6 +137,8 @@ ffi::Error TiledTransformImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   p.out_sn = geometry[7]; p.out_sth = geometry[8]; p.out_stw = geometry[9];
   p.slots = static_cast<int64_t>(slot_out.size());
   p.slot_out = slot_out.begin(); p.start = start.begin(); p.coef = coef.begin(); p.off = off.begin();
+  p.prefetch = prefetch.begin();
+  p.n_prefetch = static_cast<int64_t>(prefetch.size());
   sh->rows = p.n * p.th;
   const int64_t helpers = std::min<int64_t>(pool.num_threads(), sh->rows) - 1;
   for (int64_t h = 0; h < helpers; ++h) pool.Schedule([sh] { Work(*sh); });
@@ -137,4 +159,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TiledTransform, TiledTransformImpl,
                                   .Attr<ffi::Span<const int64_t>>("slot_out")
                                   .Attr<ffi::Span<const int64_t>>("start")
                                   .Attr<ffi::Span<const float>>("coef")
-                                  .Attr<ffi::Span<const int64_t>>("off"));
+                                  .Attr<ffi::Span<const int64_t>>("off")
+                                  .Attr<ffi::Span<const int64_t>>("prefetch"));
