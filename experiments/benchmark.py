@@ -1,6 +1,6 @@
 """Training-step speed of productgan's DCGAN 64x64 against the PyTorch peer and the roofline.
 
-  python experiments/benchmark.py [--batch 64] [--steps 10] [--impl default|reference]
+  python experiments/benchmark.py [--batch 64] [--steps 10] [--rounds 3] [--impl default|reference]
 
 Prints, per model variant (unconditional first, then conditional as in dcgan_products.py), both
 with the classic DCGAN widths (G and D 64) at --batch:
@@ -10,14 +10,15 @@ same run; the PyTorch reference's images/s in the same run and the ratio (when t
 pip install -e '.[bench]'), and the reference again in its own process with glibc's default
 allocator settings, as a user runs it; then the step of dcgan_products.py exactly as the default
 run trains it (its own batch size and widths, lighter than the classic DCGAN); the input
-pipeline's images/s alone; peak RSS.
+pipeline's images/s alone; peak RSS. The peer and our steps are timed in interleaved rounds
+(--rounds), so a slow spell of the machine hits all of them alike; the ratio line also gives its
+range over the rounds.
 """
 import argparse
 import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 
 import jax
@@ -45,8 +46,8 @@ def matmul_roofline_gflops(n: int = 2048, repeats: int = 10) -> float:
   return 2 * n ** 3 / np.median(times) / 1e9
 
 
-def time_train_step(config, num_classes, batch: int, n_steps: int, warmup: int):
-  """(images/s, GFLOP per step from XLA's cost analysis)."""
+def make_train_step(config, num_classes, batch: int):
+  """(step, GFLOP per step from XLA's cost analysis): step() runs one training step and blocks."""
   g, d = build_models(config, num_classes, axis_name=parallel.AXIS)
   (g_tx, g_s), (d_tx, d_s) = optim.build_optimizers(config)
   state = parallel.replicated(state_lib.create_state(config, g, d, g_tx, d_tx, num_classes, 0))
@@ -65,16 +66,31 @@ def time_train_step(config, num_classes, batch: int, n_steps: int, warmup: int):
     gflop = float(cost.get('flops', float('nan'))) / 1e9 * n_dev
   except Exception:  # cost analysis is best-effort across jax versions
     gflop = float('nan')
-  for _ in range(warmup):
-    state, m = p_step(state, b)
-  jax.block_until_ready(state)
-  times = []
-  for _ in range(n_steps):
-    t = time.perf_counter()
-    state, m = p_step(state, b)
-    jax.block_until_ready(state)
-    times.append(time.perf_counter() - t)
-  return batch / np.median(times), gflop
+  holder = [state]
+
+  def step():
+    holder[0], _ = p_step(holder[0], b)
+    jax.block_until_ready(holder[0])
+
+  return step, gflop
+
+
+def time_interleaved(contestants, n_steps: int, warmup: int, rounds: int):
+  """{name: [images/s of each round]}: every contestant warms up, then the rounds take turns, so
+  a slow spell of this shared VM (+-5-10% over minutes) hits every contestant alike."""
+  for step, _ in contestants.values():
+    for _ in range(warmup):
+      step()
+  per_round = {name: [] for name in contestants}
+  for _ in range(rounds):
+    for name, (step, batch) in contestants.items():
+      times = []
+      for _ in range(n_steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+      per_round[name].append(batch / np.median(times))
+  return per_round
 
 
 def pipeline_images_per_second(batch: int, n_batches: int = 50) -> float:
@@ -106,7 +122,9 @@ def torch_own_process(args) -> float:
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--batch', type=int, default=64)
-  p.add_argument('--steps', type=int, default=10)
+  p.add_argument('--steps', type=int, default=10, help='timed steps per contestant and round')
+  p.add_argument('--rounds', type=int, default=3,
+                 help='rounds in which the PyTorch peer and our steps take turns')
   p.add_argument('--warmup', type=int, default=10,
                  help='untimed steps first; the heap takes ~10 steps to settle (tune_malloc)')
   p.add_argument('--impl', default='default', help="'default' (fast layers) or 'reference' "
@@ -122,50 +140,59 @@ def main():
         f'{os.cpu_count()} CPU cores, batch {args.batch}, impl {args.impl}')
   roofline = matmul_roofline_gflops()
   print(f'roofline (float32 2048^3 matmul): {roofline:.1f} GFLOP/s')
-  torch_ips = torch_own = None
+  contestants, gflops, classic = {}, {}, {}
+  torch_own = None
   if args.skip_torch:
     print('PyTorch reference not timed (--skip-torch).')
   else:
     try:
-      from experiments.torch_dcgan_reference import torch_images_per_second
-      torch_ips = torch_images_per_second(args.batch, args.steps, args.warmup)
-      # The ratios use this number: the peer runs under the same allocator settings as our step
-      # (they speed it up too, ~7%). The line after it is the peer as a user runs it: its own
-      # process, glibc defaults.
-      print(f'torch_reference_images_per_second: {torch_ips:.1f}')
+      from experiments.torch_dcgan_reference import make_torch_step
+      contestants['torch'] = (make_torch_step(args.batch), args.batch)
+      # The ratios use the peer timed here, under the same allocator settings as our step (they
+      # speed it up too, ~7%). This is the peer as a user runs it: its own process, glibc defaults.
       torch_own = torch_own_process(args)
-      print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
     except ImportError:
       print('torch not installed: pip install -e ".[bench]" to measure the PyTorch reference.')
 
-  results = {}
-  for name, conditional, classic in (('unconditional', False, True), ('conditional', True, True),
-                                     ('default_run', True, False)):
+  for name, conditional, is_classic in (('unconditional', False, True),
+                                        ('conditional', True, True), ('default_run', True, False)):
     config = dcgan_products.get_config()
-    if classic:  # The PyTorch reference's architecture and batch.
+    if is_classic:  # The PyTorch reference's architecture and batch.
       config.batch_size = args.batch
       config.model.g_width = config.model.d_width = 64
     config.model.conditional = conditional
     if args.impl == 'reference':
       config.model.upsample_impl, config.model.downsample_impl = 'conv_transpose', 'conv'
-    num_classes = NUM_CLASSES if conditional else ()
-    batch = config.batch_size
-    ips, gflop = time_train_step(config, num_classes, batch, args.steps, args.warmup)
-    results[name] = ips
-    achieved = gflop * ips / batch
-    if not classic:
-      print(f'[{name}] dcgan_products.py as trained: batch {batch}, G width '
-            f'{config.model.g_width}, D width {config.model.d_width}, '
-            f'{ips / batch:.2f} steps/s')
+    step, gflops[name] = make_train_step(config, NUM_CLASSES if conditional else (),
+                                         config.batch_size)
+    contestants[name] = (step, config.batch_size)
+    classic[name] = is_classic
+    if not is_classic:
+      print(f'[{name}] dcgan_products.py as trained: batch {config.batch_size}, G width '
+            f'{config.model.g_width}, D width {config.model.d_width}')
+
+  per_round = time_interleaved(contestants, args.steps, args.warmup, args.rounds)
+  results = {name: float(np.median(v)) for name, v in per_round.items()}
+  torch_ips = results.pop('torch', None)
+  if torch_ips:
+    print(f'torch_reference_images_per_second: {torch_ips:.1f}')
+    print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
+  for name, ips in results.items():
+    batch = contestants[name][1]
     print(f'[{name}] images_per_second: {ips:.1f}')
+    if not classic[name]:
+      print(f'[{name}] steps_per_second: {ips / batch:.2f}')
+    achieved = gflops[name] * ips / batch
     if jax.default_backend() == 'cpu':
-      print(f'[{name}] XLA GFLOP/step: {gflop:.2f}, achieved {achieved:.1f} GFLOP/s = '
+      print(f'[{name}] XLA GFLOP/step: {gflops[name]:.2f}, achieved {achieved:.1f} GFLOP/s = '
             f'{achieved / roofline:.2f} of roofline')
     else:  # Measured on an H200: 0.9 "GFLOP" for a step of ~160 GFLOP of convolutions.
       print(f'[{name}] GFLOP/s not reported on {jax.default_backend()}: XLA\'s cost analysis '
             'leaves out the convolutions it hands to cuDNN')
-    if torch_ips and classic:
-      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f} (own process: {ips / torch_own:.2f})')
+    if torch_ips and classic[name]:
+      rounds = [o / t for o, t in zip(per_round[name], per_round['torch'])]
+      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f} (rounds {min(rounds):.2f}-'
+            f'{max(rounds):.2f}; own process: {ips / torch_own:.2f})')
   if not args.skip_pipeline:
     pipe = pipeline_images_per_second(args.batch)
     print(f'input_pipeline_images_per_second: {pipe:.1f} '

@@ -6,7 +6,8 @@ experiments/benchmark.py can measure it in the same run). Requires the optional 
 import time
 
 
-def torch_images_per_second(batch: int = 64, steps: int = 10, warmup: int = 3) -> float:
+def make_torch_step(batch: int = 64):
+  """One full training step (D update, then G update) of the reference, as a callable."""
   import torch
   import torch.nn as nn
   torch.manual_seed(0)
@@ -41,6 +42,11 @@ def torch_images_per_second(batch: int = 64, steps: int = 10, warmup: int = 3) -
     loss_g.backward()
     opt_g.step()
 
+  return step
+
+
+def torch_images_per_second(batch: int = 64, steps: int = 10, warmup: int = 3) -> float:
+  step = make_torch_step(batch)
   for _ in range(warmup):
     step()
   t = time.perf_counter()

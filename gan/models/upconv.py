@@ -29,6 +29,10 @@ roofline, plus cheap element-wise transforms. The backward pass uses the same pi
 custom VJPs give every linear transform its exact transpose, so no slow autodiff-generated
 pad/scatter code remains.
 
+On CPU the transforms kin, kin_t, pout, pout_t run as one native pass each where that is faster
+(`gan/models/tiled.py`: a C++ XLA FFI kernel, built on first use; the XLA code here is the
+fallback and the reference the kernel is tested against).
+
 `DEFAULT_UPSAMPLER` ('fast') picks the scheme per layer shape (`choose_scheme`) and runs big
 layers a slice of the batch at a time so the transforms' intermediates stay in cache
 (`choose_chunks`). It falls back to the reference on GPU/TPU, where XLA's convolutions are fast,
