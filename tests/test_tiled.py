@@ -143,3 +143,19 @@ def test_fallback_without_native_kernels(how, tmp_path):
   assert 'fallback ok' in result.stdout
   if how == 'broken_compiler':
     assert 'native CPU kernels unavailable' in result.stderr
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason='no C++ compiler on this machine')
+def test_damaged_cached_library_is_rebuilt(tmp_path):
+  """A truncated library in the cache is replaced, not loaded or kept forever."""
+  path = native.build(str(tmp_path))
+  with open(path, 'r+b') as f:
+    f.truncate(100)
+  code = ('from gan.models import native, tiled\n'
+          'assert native.available()\n'
+          'print(native.build())\n')
+  env = dict(os.environ, PRODUCTGAN_CACHE=str(tmp_path), JAX_PLATFORMS='cpu')
+  result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().splitlines()[-1] == path and os.path.getsize(path) > 100

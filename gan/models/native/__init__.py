@@ -19,6 +19,7 @@ import tempfile
 from typing import Optional
 
 import jax
+import jaxlib.version
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'tiled_transform.cc')
 _FLAGS = ('-O3', '-march=native', '-std=c++17', '-shared', '-fPIC')
@@ -55,7 +56,7 @@ def _library_key(compiler: str) -> str:
     source = f.read()
   h = hashlib.sha256(source)
   for part in (compiler, version, ' '.join(_FLAGS), jax.ffi.include_dir(), _cpu_signature(),
-               platform.machine(), getattr(jax, '__version__', '')):
+               platform.machine(), jax.__version__, jaxlib.version.__version__):
     h.update(part.encode())
   return h.hexdigest()[:16]
 
@@ -95,7 +96,11 @@ def load() -> Optional[ctypes.CDLL]:
       path = build()
     except OSError:  # e.g. a read-only home directory
       path = build(os.path.join(tempfile.gettempdir(), f'productgan-{os.getuid()}'))
-    lib = ctypes.cdll.LoadLibrary(path)
+    try:
+      lib = ctypes.cdll.LoadLibrary(path)
+    except OSError:  # a damaged cache entry (e.g. a disk that filled up): build it again
+      os.unlink(path)
+      lib = ctypes.cdll.LoadLibrary(build(os.path.dirname(path)))
     for target, symbol in TARGETS.items():
       jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform='cpu')
     return lib
