@@ -2,10 +2,10 @@
 
 Same functions as upconv's pure-XLA `_kin`, `_kin_t`, `_pout`, `_pout_t` (taking the `Scheme`
 itself rather than its name), computed by the `productgan_tiled_transform` FFI kernel
-(gan/models/native/tiled_transform.cc). Each call
-passes the kernel a table: for every output run of a tile, the weighted input runs it sums. The
-tables are the 2-D products of a scheme's 1-D terms (`Scheme.inp_terms`, `Scheme.out_terms` and
-their transposes) with the memory offsets of the two layouts involved:
+(gan/models/native/tiled_transform.cc). Each call passes the kernel a table: for every output
+run of a tile, the weighted input runs it sums. The tables are the 2-D products of a scheme's 1-D
+terms (`Scheme.inp_terms`, `Scheme.out_terms` and their transposes) with the memory offsets of the
+two layouts involved:
 
   image  [N, TH*S, TW*S, C]              S slots per tile and axis (S = T, or 2T for outputs)
   points [P, P, N, TH, TW, Q, Q, C]      (= [P*P, N*TH*TW, Q*Q*C]) the GEMM operands
@@ -89,17 +89,18 @@ def _plan(op: str, s, g: Tuple[int, int, int], c: int):
   Scheme; g = (N, TH, TW); c the channels per run (C, or Co for the products)."""
   n, th, tw = g
   p, q, t = s.points, s.sub, s.tile
-  points_in, points_out = _points_layout(g, p, 1, c), _points_layout(g, p, q, c)
-  image_in, image_out = _image_layout(g, t, c), _image_layout(g, 2 * t, c)
+  # The GEMM's input operand V (one sub-phase) and its products M (Q*Q sub-phases); the layer's
+  # input image (T slots per tile and axis) and output image (2T slots).
+  operand, products = _points_layout(g, p, 1, c), _points_layout(g, p, q, c)
+  image, image_out = _image_layout(g, t, c), _image_layout(g, 2 * t, c)
   rows = n * th * tw
   out_shape, terms, slots, src, dst = {
-      'kin': ((p * p, rows, c), s.inp_terms, [(i,) for i in range(p)], image_in, points_in),
-      'kin_t': ((n, th * t, tw * t, c), s.inp_terms_t, [(j,) for j in range(t)], points_in,
-                image_in),
+      'kin': ((p * p, rows, c), s.inp_terms, [(i,) for i in range(p)], image, operand),
+      'kin_t': ((n, th * t, tw * t, c), s.inp_terms_t, [(j,) for j in range(t)], operand, image),
       'pout': ((n, th * 2 * t, tw * 2 * t, c), s.out_terms, [(r,) for r in range(2 * t)],
-               points_out, image_out),
+               products, image_out),
       'pout_t': ((p * p, rows, q * q * c), s.out_terms_t,
-                 [(i, k) for i in range(p) for k in range(q)], image_out, points_out),
+                 [(i, k) for i in range(p) for k in range(q)], image_out, products),
   }[op]
   geometry = np.asarray([*g, c, *src[0], *dst[0]], np.int64)
   return out_shape, geometry, _tables(terms, slots, src, dst)

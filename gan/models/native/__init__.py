@@ -34,8 +34,9 @@ def cache_dir() -> str:
 
 def _compiler() -> Optional[str]:
   for name in (os.environ.get('CXX'), 'g++', 'c++', 'clang++'):
-    if name and shutil.which(name):
-      return shutil.which(name)
+    path = shutil.which(name) if name else None
+    if path:
+      return path
   return None
 
 
