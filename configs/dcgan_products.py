@@ -22,13 +22,18 @@ def get_config():
   # attributes are drawn from the catalogue), so most training should see full labels; 0.1 still
   # teaches the model's own "unspecified" label (--any=unspecified).
   config.attribute_dropout = 0.1
+  # Variety within a condition ("twenty variants of this mug"): z also modulates every layer, and
+  # the mode-seeking term makes two latents of one condition give different images. Without them
+  # the generator drew one image per condition (experiments/RESULTS.md, "Diversity").
+  config.model.latent_in_every_layer = True
+  config.mode_seeking_weight = 1.0
   # EMA horizon ~200 steps (6,400 images): long enough to average out step noise, short enough
   # to follow a generator that still improves quickly at the end of a short run.
   config.ema_decay = 0.995
   config.log_every_steps = 100
   config.sample_every_steps = 1050
   config.checkpoint_every_steps = 1050
-  config.eval_every_steps = 3150          # Twice: mid-run and at the end (best-by-FID kept).
+  config.eval_every_steps = 2100          # Three times (best by intra-FID kept, collapse refused).
   config.eval.num_samples = 1000
   config.eval.classifier_steps = 300      # A small judge that trains in minutes on a CPU.
   config.eval.classifier_width = 16

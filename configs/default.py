@@ -45,6 +45,8 @@ def get_config():
   config.model.d_norm = 'batch'        # Discriminator normalisation: 'batch' | 'spectral' | 'none'.
   config.model.conditional = True      # Condition on the dataset's attributes (CBN in G, projection in D).
   config.model.embed_dim = 128         # Attribute embedding width feeding G's conditional BatchNorm.
+  config.model.latent_in_every_layer = False  # Also feed z to every conditional BatchNorm of G (BigGAN's
+                                       # skip-z), not only to the first layer: keeps z in charge of variety.
   config.model.aux_classifier = True   # D also classifies each attribute (AC-GAN heads); used by
                                        # aux_classifier_weight. Conditional models only.
   config.model.upsample_impl = 'default'    # Transposed-conv implementation (speed only; same parameters).
@@ -57,6 +59,9 @@ def get_config():
   config.aux_classifier_weight = 1.0   # AC-GAN auxiliary loss: D's heads learn the real images'
                                        # attributes (cross-entropy) and G is pushed to make D read the
                                        # requested ones on its fakes. Sharpens control; 0 = off.
+  config.mode_seeking_weight = 0.0     # Mode-seeking regulariser (Mao et al. 2019): G maximises the image
+                                       # distance over latent distance of two fakes of one condition
+                                       # (each device pairs its batch halves). Against one image per condition.
   config.d_steps_per_g_step = 1
   config.attribute_dropout = 0.2       # Probability that each attribute is replaced by 'unspecified' in
                                        # training, so users can fix some attributes and leave the rest to G.
@@ -103,6 +108,10 @@ def get_config():
   config.eval.classifier_feature_dim = 256  # Feature space of FID/KID/precision/recall/memorisation.
   config.eval.classifier_learning_rate = 2e-3
   config.eval.classifier_flip = True   # Horizontal flips while training it; off if an attribute is left/right.
+  config.eval.diversity_conditions = 8  # Intra-condition diversity (eval/diversity/*): this many full conditions
+  config.eval.diversity_samples = 24   # ... with this many generated and real images each; 0 conditions = off.
+  config.eval.best_metric = 'auto'     # best_checkpoint/ minimises it; auto = intra_fid/mean if conditional, else fid.
+  config.eval.min_best_diversity = 0.3 # Never keep as best a checkpoint with eval/diversity/pixel below this.
   config.eval.inception_weights = ml_collections.config_dict.placeholder(str)  # Local Inception-V3 .npz for an
                                        # extra, literature-comparable eval/inception_fid (none: a note, rest runs).
   return config

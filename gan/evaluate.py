@@ -1,6 +1,6 @@
 """Evaluate a trained run: python -m gan.evaluate --workdir=DIR [--checkpoint best|latest|STEP].
 
-Restores the EMA generator of a checkpoint (default: the best-by-FID one, else the latest), runs
+Restores the EMA generator of a checkpoint (default: the best one kept by evaluation, else the latest), runs
 `gan.evaluation.evaluator.Evaluator` against the run's dataset and held-out split, prints a table
 and writes everything (scalars, confusion matrices, settings) to DIR/eval_<step>.json.
 
@@ -21,6 +21,8 @@ from gan import checkpoint as checkpoint_lib
 _SECTIONS = (
     ('Quality (classifier feature space)', ('fid', 'kid', 'kid_stderr', 'precision', 'recall',
                                             'inception_fid')),
+    ('Per attribute value (intra-FID) and within one full condition (diversity vs catalogue)',
+     ('intra_fid/', 'diversity/')),
     ('Real-vs-real floor (train vs held-out)', ('fid_floor', 'kid_floor', 'kid_floor_stderr',
                                                 'precision_floor', 'recall_floor')),
     ('Memorisation (nearest training image)', ('memorisation_gen_median',

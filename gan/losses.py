@@ -76,3 +76,19 @@ def attribute_cross_entropy(class_logits, labels, num_classes):
     picked = jnp.take_along_axis(log_probs, jnp.minimum(label, n - 1)[:, None], axis=-1)[:, 0]
     total = total - jnp.sum(jnp.where(specified, picked, 0.0))
   return total / (labels.shape[0] * len(num_classes))
+
+
+def mode_seeking_ratio(images_a, images_b, z_a, z_b):
+  """Mean over pairs of |G(z_a, c) - G(z_b, c)|_1 / |z_a - z_b|_1 (per-element means).
+
+  The pairs share their condition c. Mao et al. 2019 (MSGAN): a generator that ignores z has a
+  ratio near 0. It is a per-device estimate; the caller's pmean of gradients averages devices.
+  """
+  image_distance = jnp.mean(jnp.abs(images_a - images_b), axis=tuple(range(1, images_a.ndim)))
+  latent_distance = jnp.mean(jnp.abs(z_a - z_b), axis=-1)
+  return jnp.mean(image_distance / (latent_distance + 1e-8))
+
+
+def mode_seeking_penalty(ratio, eps: float = 1e-5):
+  """MSGAN's regulariser 1 / (ratio + eps): G minimises it, so it maximises the ratio."""
+  return 1.0 / (ratio + eps)

@@ -57,6 +57,20 @@ def check_aux_classifier_config(config) -> None:
                      '--config.model.aux_classifier=True, or --config.aux_classifier_weight=0.')
 
 
+def check_mode_seeking_config(config) -> float:
+  """The mode-seeking weight (>= 0); it needs two fakes per device to pair."""
+  weight = float(config.get('mode_seeking_weight', 0.0))
+  if weight < 0:
+    raise ValueError(f'mode_seeking_weight must be >= 0, got {weight}.')
+  return weight
+
+
+def pair_conditions(labels):
+  """Labels whose second half repeats the first, so fakes i and i + n//2 share a condition."""
+  half = labels.shape[0] // 2
+  return jnp.concatenate([labels[:half], labels[:half], labels[2 * half:]])
+
+
 def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_schedule,
                     num_classes, augment_fn=None) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics), to be pmapped over axis 'batch'.
@@ -75,6 +89,7 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   augment = augment_fn or (lambda x, key: x)
   check_aux_classifier_config(config)
   aux_weight = config.aux_classifier_weight if num_classes else 0.0
+  ms_weight = check_mode_seeking_config(config)
 
   def g_forward(g_params, g_stats, z, labels):
     fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,
@@ -134,6 +149,12 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
     z_key, drop_real_key, drop_fake_key, d_key, g_key = jax.random.split(key, 5)
     labels_real = drop_attributes(drop_real_key, labels, num_classes, config.attribute_dropout)
     labels_fake = drop_attributes(drop_fake_key, labels, num_classes, config.attribute_dropout)
+    half = local_n // 2
+    if ms_weight:  # Mode seeking compares two latents under one condition.
+      if half < 1:
+        raise ValueError('mode_seeking_weight > 0 needs at least 2 images per device; raise '
+                         'batch_size or set --config.mode_seeking_weight=0.')
+      labels_fake = pair_conditions(labels_fake)
     z_keys = jax.random.split(z_key, n_d)
     d_keys = jax.random.split(d_key, n_d)
     draw_z = lambda k: parallel.global_draw(k, jax.random.normal, (local_n, latent_dim))
@@ -144,9 +165,9 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
       fake, g_stats = g_forward(state.g_params, g_stats, draw_z(z_keys[i]), labels_fake)
       state_d, _ = d_update(state_d, fake, real, labels_real, labels_fake, labels, d_keys[i])
     # Last D update and the G update share one generator forward pass.
-    fake, g_vjp, g_stats = jax.vjp(
-        lambda p: g_forward(p, g_stats, draw_z(z_keys[-1]), labels_fake), state.g_params,
-        has_aux=True)
+    z = draw_z(z_keys[-1])
+    fake, g_vjp, g_stats = jax.vjp(lambda p: g_forward(p, g_stats, z, labels_fake),
+                                   state.g_params, has_aux=True)
     state_d, metrics = d_update(state_d, jax.lax.stop_gradient(fake), real, labels_real,
                                 labels_fake, labels, d_keys[-1])
     d_params, d_stats, d_opt_state = state_d
@@ -156,12 +177,17 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
     def g_loss_fn(fake_images):
       logits, class_logits, _ = d_forward_all(d_params, d_stats, augment(fake_images, g_aug_key),
                                               labels_fake)
-      adversarial = loss.g(logits)
-      if not aux_weight:
-        return adversarial, {}
-      # G is pushed to make D's heads read the requested (specified) attributes.
-      class_loss = losses_lib.attribute_cross_entropy(class_logits, labels_fake, num_classes)
-      return adversarial + aux_weight * class_loss, {'g_class_loss': class_loss}
+      total, aux = loss.g(logits), {}
+      if aux_weight:  # G is pushed to make D's heads read the requested (specified) attributes.
+        class_loss = losses_lib.attribute_cross_entropy(class_logits, labels_fake, num_classes)
+        total += aux_weight * class_loss
+        aux['g_class_loss'] = class_loss
+      if ms_weight:  # Two latents, one condition: different images (MSGAN).
+        ratio = losses_lib.mode_seeking_ratio(fake_images[:half], fake_images[half:2 * half],
+                                              z[:half], z[half:2 * half])
+        total += ms_weight * losses_lib.mode_seeking_penalty(ratio)
+        aux['g_mode_seeking_ratio'] = ratio
+      return total, aux
 
     (g_loss, g_aux), fake_grad = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
     (g_grads,) = g_vjp(fake_grad)

@@ -44,6 +44,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'num_train_steps must be >= 1, got {config.num_train_steps}.')
   diffaug.parse_policy(config.diffaug)
   steps.check_aux_classifier_config(config)
+  steps.check_mode_seeking_config(config)
 
 
 def make_augment_fns(config, vocabulary):
@@ -162,7 +163,9 @@ def _train(config, workdir, allow_config_change, lock):
   sampler = SampleWriter(config, vocabulary, workdir, writer, prior)
   evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior) \
       if config.eval_every_steps else None
-  best = evaluator_lib.BestCheckpoint(workdir) if evaluator else None
+  best = evaluator_lib.BestCheckpoint(
+      workdir, evaluator_lib.best_metric(config),
+      evaluator_lib.eval_setting(config, 'min_best_diversity')) if evaluator else None
 
   if start_step == 0:
     writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)

@@ -16,6 +16,7 @@ from gan import sample as sample_cli
 from gan.control import generation, inversion, latents, loading, output, postprocess, sefa
 from gan.data import pipeline
 from gan.data.vocab import Vocabulary
+from gan.evaluation import metrics
 from tests.conftest import tiny_config
 
 CELL = 16 + 2  # Tiny runs are 16x16; grids pad each cell by 2 pixels.
@@ -220,9 +221,9 @@ def test_truncation_reduces_diversity(run):
     z = latents.seed_latents(0, 64, run.latent_dim, t)
     if t:
       assert np.max(np.abs(z)) <= t
-    spreads.append(latents.mean_pairwise_distance(z))
+    spreads.append(metrics.mean_pairwise_distance(z))
     images, _, _ = generation.sample(run, {'category': 'lamp'}, num=64, seed=0, truncation=t)
-    image_spreads.append(latents.mean_pairwise_distance(images))
+    image_spreads.append(metrics.mean_pairwise_distance(images))
   assert spreads == sorted(spreads, reverse=True), spreads
   assert image_spreads[-1] < image_spreads[0], image_spreads
   with pytest.raises(ValueError, match='positive threshold'):
@@ -313,6 +314,27 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
   assert sample_cli.main([f'--workdir={run_dir}', '--direction', '1', '--strength', '2',
                           '--num', '4', '--out', out]) == 0
   assert _grid_cells(out) == (2, 4)  # Originals above, edits below.
+
+
+def test_sefa_stacks_every_layer_that_reads_z():
+  """latent_in_every_layer: the CBN gain/bias kernels' z rows join the first layer's."""
+  rng = np.random.default_rng(0)
+  d = 4
+  params = {'project': {'kernel': rng.normal(size=(d + 6, 32))},
+            'norm_0': {'gamma': {'kernel': rng.normal(size=(d + 6, 8))},
+                       'beta': {'kernel': rng.normal(size=(d + 6, 8))}},
+            'norm_1': {'gamma': {'kernel': np.zeros((d + 6, 4))},
+                       'beta': {'kernel': np.zeros((d + 6, 4))}}}
+  assert sefa.latent_weight(params, d).shape == (d, 32)
+  stacked = sefa.latent_weight(params, d, latent_in_every_layer=True)
+  assert stacked.shape == (d, 32 + 16 + 8)
+  np.testing.assert_array_equal(stacked[:, 32:40], params['norm_0']['gamma']['kernel'][:d])
+  dirs, _ = sefa.sefa_directions(params, d, latent_in_every_layer=True)
+  np.testing.assert_allclose(dirs @ dirs.T, np.eye(d), atol=1e-6)
+  # A large z path in a norm layer changes which direction is strongest.
+  params['norm_1']['gamma']['kernel'][0] = 1e3
+  top, _ = sefa.sefa_directions(params, d, 1, latent_in_every_layer=True)
+  assert abs(top[0][0]) > 0.99
 
 
 # ---- Inversion ----

@@ -44,9 +44,11 @@ def test_metrics_are_complete_and_finite(run):
               'eval/memorisation_ratio', 'eval/memorisation_gen_median',
               'eval/memorisation_real_median', 'eval/fid_floor', 'eval/kid_floor',
               'eval/control_acc/mean', 'eval/control_acc_joint/all'}
+  expected |= {'eval/intra_fid/mean', 'eval/diversity/pixel', 'eval/diversity/feature'}
   for a in attributes:
     expected |= {f'eval/control_acc/{a}', f'eval/control_acc_joint/{a}', f'eval/classifier_acc/{a}',
-                 f'eval/control_acc_unspecified/{a}'}  # Trained with attribute dropout.
+                 f'eval/control_acc_unspecified/{a}',  # Trained with attribute dropout.
+                 f'eval/intra_fid/{a}'}
   assert expected <= set(scalars), expected - set(scalars)
   assert 'eval/inception_fid' not in scalars
   assert all(isinstance(v, float) and np.isfinite(v) for v in scalars.values()), scalars
@@ -127,6 +129,36 @@ def test_bad_eval_settings_raise(run):
   with pytest.raises(ValueError, match="eval split 'validation'"):
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'data.eval_split': 'validation'}),
                             spec, workdir)
+
+
+def _ignoring_latent(state, latent_dim):
+  """The state with the z rows of G's first layer zeroed: z reaches nothing, as in a collapse."""
+  def zero(params):
+    params = jax.tree_util.tree_map(lambda x: x, params)  # a copy of the nesting
+    kernel = np.array(params['project']['kernel'])
+    kernel[:latent_dim] = 0.0
+    params['project']['kernel'] = kernel
+    return params
+  return state.replace(ema_params=zero(state.ema_params), g_params=zero(state.g_params))
+
+
+def test_generator_that_ignores_z_is_scored_collapsed_and_never_best(run, tmp_path):
+  _, config, _, state, evaluator = run
+  assert not config.model.latent_in_every_layer  # z enters through the first layer only
+  scalars = evaluator.evaluate(state)
+  collapsed = evaluator.evaluate(_ignoring_latent(state, config.model.latent_dim))
+  assert collapsed['eval/diversity/pixel'] < 1e-3, collapsed
+  assert collapsed['eval/diversity/feature'] < 1e-3, collapsed
+  assert scalars['eval/diversity/pixel'] > 0.05, scalars
+  assert evaluator.diversity_set[0].shape == (len(evaluator.diversity_labels) * 24, 3)
+  assert len(evaluator.diversity_labels) == 8  # eval.diversity_conditions
+  # Intra-FID and the diversity gate: a collapsed checkpoint is never kept as best.
+  assert evaluator_lib.best_metric(config) == 'eval/intra_fid/mean'
+  best = evaluator_lib.BestCheckpoint(str(tmp_path), evaluator_lib.best_metric(config), 0.3)
+  assert not best.update(1, state, dict(collapsed, **{'eval/intra_fid/mean': 0.0}))
+  assert best.best() is None
+  assert best.update(2, state, dict(collapsed, **{'eval/diversity/pixel': 0.8}))
+  best.close()
 
 
 def test_best_checkpoint_keeps_the_lowest_fid(run, tmp_path):

@@ -229,3 +229,65 @@ def test_control_accuracy_bad_inputs():
     metrics.control_accuracy([0, 1], [0], num_classes=3)
   with pytest.raises(ValueError, match='integer'):
     metrics.control_accuracy(np.array([0.0, 1.0]), np.array([0, 1]), num_classes=3)
+
+
+# ---- Intra-condition diversity and intra-attribute FID ----
+
+def _condition_sets(rng, conditions=5, per_condition=48, size=8):
+  """Per condition: images varying around a condition-specific mean (real-like sets)."""
+  return [np.clip(rng.uniform(0.2, 0.8, (1, size, size, 3))
+                  + rng.normal(0, 0.1, (per_condition, size, size, 3)), 0, 1)
+          for _ in range(conditions)]
+
+
+def test_diversity_is_one_for_two_halves_of_one_real_set():
+  rng = np.random.default_rng(0)
+  sets = _condition_sets(rng)
+  halves_a = [s[:24] for s in sets]
+  spreads_b = [metrics.mean_pairwise_rms(s[24:]) for s in sets]
+  ratio = metrics.diversity_ratio(halves_a, spreads_b, metrics.mean_pairwise_rms)
+  assert abs(ratio - 1.0) < 0.05, ratio
+
+
+def test_diversity_is_near_zero_for_copies_of_one_image():
+  rng = np.random.default_rng(1)
+  sets = _condition_sets(rng)
+  copies = [np.repeat(s[:1], 24, axis=0) for s in sets]
+  spreads = [metrics.mean_pairwise_rms(s) for s in sets]
+  assert metrics.diversity_ratio(copies, spreads, metrics.mean_pairwise_rms) < 1e-6
+  # Near-copies (a little pixel noise) stay near zero too.
+  noisy = [c + rng.normal(0, 0.005, c.shape) for c in copies]
+  assert metrics.diversity_ratio(noisy, spreads, metrics.mean_pairwise_rms) < 0.1
+
+
+def test_mean_pairwise_rms_reads_uint8_as_unit_range():
+  a = np.zeros((2, 4, 4, 3), np.uint8)
+  a[1] = 255
+  assert metrics.mean_pairwise_rms(a) == pytest.approx(1.0)
+  assert metrics.mean_pairwise_rms(a.astype(np.float32) / 255) == pytest.approx(1.0)
+
+
+def test_diversity_ratio_bad_inputs():
+  with pytest.raises(ValueError, match='one of each per condition'):
+    metrics.diversity_ratio([np.zeros((2, 3))], [1.0, 2.0])
+  with pytest.raises(ValueError, match='real spread above 0'):
+    metrics.diversity_ratio([np.zeros((2, 3))], [0.0])
+
+
+def test_intra_fid_equals_fid_with_one_value():
+  rng = np.random.default_rng(2)
+  gen, real = rng.normal(0, 1, (300, 4)), rng.normal(0.5, 1, (300, 4))
+  value, used = metrics.intra_fid(gen, np.zeros(300, int), real, np.zeros(300, int))
+  assert used == 1
+  assert value == pytest.approx(metrics.fid(gen, real))
+
+
+def test_intra_fid_sees_what_pooled_fid_hides():
+  """Generated values swapped between two classes: the pooled sets agree, each class does not."""
+  rng = np.random.default_rng(3)
+  real_values = np.repeat([0, 1], 400)
+  real = rng.normal(0, 1, (800, 3)) + np.where(real_values[:, None] == 0, -3.0, 3.0)
+  gen = rng.normal(0, 1, (800, 3)) + np.where(real_values[:, None] == 0, 3.0, -3.0)
+  pooled = metrics.fid(gen, real)
+  intra, used = metrics.intra_fid(gen, real_values, real, real_values)
+  assert used == 2 and pooled < 0.5 and intra > 30, (pooled, intra)

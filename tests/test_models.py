@@ -117,3 +117,25 @@ def test_bad_resolution(resolution):
   g, _ = build_models(config, ())
   with pytest.raises(ValueError, match='power-of-two resolution'):
     g.init(jax.random.PRNGKey(0), jnp.zeros((1, 100)), None)
+
+
+@pytest.mark.parametrize('every_layer', [False, True])
+def test_latent_reaches_every_conditional_batchnorm(every_layer):
+  """latent_in_every_layer: z modulates each CBN, so G still varies with z without its first layer."""
+  config = default.get_config()
+  config.data.resolution = 16
+  config.model.g_width = 8
+  config.model.latent_in_every_layer = every_layer
+  g, _, state = _state(config, (3, 2))
+  d, e = config.model.latent_dim, config.model.embed_dim
+  norms = sorted(k for k in state.g_params if k.startswith('norm_'))
+  for name in norms:
+    assert state.g_params[name]['gamma']['kernel'].shape[0] == (d if every_layer else 0) + 2 * e
+  params = jax.tree_util.tree_map(  # perturb the zero-initialised gains/biases
+      lambda x: x + 0.1 * jax.random.normal(jax.random.PRNGKey(1), x.shape), state.g_params)
+  params['project']['kernel'] = params['project']['kernel'].at[:d].set(0.0)  # z's first path cut
+  z = jax.random.normal(jax.random.PRNGKey(2), (2, d))
+  labels = jnp.zeros((2, 2), jnp.int32)
+  out = g.apply({'params': params, 'batch_stats': state.g_batch_stats}, z, labels, train=False)
+  change = float(jnp.mean(jnp.abs(out[0] - out[1])))
+  assert (change > 1e-3) == every_layer, change

@@ -49,6 +49,7 @@ ATOL = 2e-5
 @pytest.mark.parametrize('overrides', [
     {},  # DCGAN: batch-norm D (cross-replica BN), non-saturating loss.
     {'model.d_norm': 'spectral', 'loss': 'hinge', 'd_steps_per_g_step': 2},
+    {'model.latent_in_every_layer': True},
 ])
 def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
   assert jax.local_device_count() >= 8, 'conftest forces 8 CPU devices'
@@ -74,6 +75,32 @@ def test_auxiliary_classifier_loss_is_reported_and_optional():
   assert 'd_class_loss' not in without and 'g_class_loss' not in without
   with pytest.raises(ValueError, match='aux_classifier=True'):
     _setup(tiny_config(**{'model.aux_classifier': False}))
+
+
+def test_pair_conditions_repeats_the_first_half():
+  labels = jnp.arange(14).reshape(7, 2)
+  paired = np.asarray(steps.pair_conditions(labels))
+  np.testing.assert_array_equal(paired[:3], paired[3:6])
+  np.testing.assert_array_equal(paired[6], [12, 13])  # an odd one out keeps its own label
+
+
+def test_mode_seeking_term_spreads_the_images_of_one_condition():
+  """With the mode-seeking term dominant, G's images of two latents under one label move apart."""
+  config = tiny_config(mode_seeking_weight=50.0, aux_classifier_weight=0.0)
+  state, step = _setup(config)
+  p_step = steps.pmap_train_step(step)
+  state = parallel.replicated(state)
+  ratios = []
+  for i in range(6):
+    batch = {k: v.reshape((jax.local_device_count(), -1) + v.shape[1:])
+             for k, v in _batch(config, i).items()}
+    state, metrics = p_step(state, batch)
+    ratios.append(float(metrics['g_mode_seeking_ratio']))
+  assert ratios[-1] > 1.5 * ratios[0], ratios
+  _, plain = _run(tiny_config(), 2, num_steps=1)
+  assert 'g_mode_seeking_ratio' not in plain
+  with pytest.raises(ValueError, match='mode_seeking_weight must be >= 0'):
+    _setup(tiny_config(mode_seeking_weight=-1.0))
 
 
 def test_auxiliary_heads_learn_the_real_attributes():

@@ -79,14 +79,3 @@ def interpolation_path(a, b, frames: int) -> np.ndarray:
   a = np.broadcast_to(a, (frames,) + np.shape(a))
   b = np.broadcast_to(b, (frames,) + np.shape(b))
   return slerp(a, b, t)
-
-
-def mean_pairwise_distance(x) -> float:
-  """Mean Euclidean distance over all pairs of rows of x [n, ...] (a simple diversity measure)."""
-  x = np.asarray(x, np.float64).reshape(len(x), -1)
-  if len(x) < 2:
-    return 0.0
-  sq = np.sum(x * x, axis=1)
-  d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
-  iu = np.triu_indices(len(x), k=1)
-  return float(np.mean(np.sqrt(d2[iu])))

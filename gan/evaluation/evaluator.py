@@ -42,6 +42,15 @@ Reading the numbers (keys of `evaluate`, all prefixed 'eval/'):
                               and for held-out real ones; memorisation_ratio = gen / real. Well
                               below 1: generated images sit closer to training images than unseen
                               real ones do, i.e. the generator may be copying.
+  intra_fid/<attribute>       FID per value of the attribute (generated with v against real with v),
+                              averaged over values; intra_fid/mean averages attributes. Pooled FID
+                              hides a generator that draws one image per condition; this shows more.
+  diversity/pixel, /feature   intra-condition diversity: for `diversity_conditions` full conditions
+                              (every attribute set), the mean pairwise distance of
+                              `diversity_samples` generated images (RMS on [0, 1] pixels; classifier
+                              features) over the same for training images of that condition,
+                              averaged over conditions. 1 = as varied as the catalogue; near 0 =
+                              the latent is ignored (one image per condition).
   control_acc/<attribute>     that attribute alone requested (others "any", see the control set);
                               fraction the classifier agrees with (mean: over attributes);
                               control_acc_unspecified/<attribute>: the others as the model's
@@ -50,8 +59,10 @@ Reading the numbers (keys of `evaluate`, all prefixed 'eval/'):
                               attribute right at once. Bounded by classifier_acc/<attribute>, the
                               classifier's own held-out accuracy.
 
-`BestCheckpoint(workdir)` keeps the best checkpoint by `eval/fid` in `best_checkpoint/` (apart from
-the latest ones) with `best_checkpoint.json` (its step and metrics) beside it.
+`BestCheckpoint(workdir, metric)` keeps the best checkpoint by `best_metric(config)` (intra-FID for
+conditional runs, FID otherwise) in `best_checkpoint/` (apart from the latest ones) with
+`best_checkpoint.json` (its step and metrics) beside it; a checkpoint whose intra-condition
+diversity is below `min_best_diversity` is never kept as best, so collapse cannot win.
 """
 import dataclasses
 import functools
@@ -79,7 +90,9 @@ from gan.evaluation import metrics
 from gan.models import build_models
 
 PREFIX = 'eval/'
-BEST_METRIC = 'eval/fid'  # Lower is better.
+BEST_METRIC = 'eval/fid'  # Lower is better; unconditional runs (see best_metric()).
+INTRA_FID_METRIC = 'eval/intra_fid/mean'  # Conditional runs' default best metric.
+DIVERSITY_METRIC = 'eval/diversity/pixel'
 BEST_JSON = 'best_checkpoint.json'
 CLASSIFIER_DIR = 'eval_classifier'
 # Same key as train.SampleWriter, so the standing statistics equal the ones checkpoints carry.
@@ -109,6 +122,11 @@ DEFAULTS = {
     'classifier_flip': True,         # Horizontal flips in classifier training (turn off if an
                                      # attribute depends on left/right orientation).
     'inception_weights': None,
+    'diversity_conditions': 8,       # Full conditions (most frequent in the training split) ...
+    'diversity_samples': 24,         # ... and images of each, for intra-condition diversity.
+    'best_metric': 'auto',           # What best_checkpoint/ minimises; auto: intra_fid/mean when
+                                     # conditional (per-value FID, harder to game than pooled FID), else fid.
+    'min_best_diversity': 0.3,       # A checkpoint whose diversity/pixel is lower is never "best".
 }
 
 
@@ -116,6 +134,14 @@ def eval_setting(config, name: str):
   """config.eval.<name>, or this module's default when the config does not define it."""
   value = config.eval.get(name, None) if 'eval' in config else None
   return DEFAULTS[name] if value is None else value
+
+
+def best_metric(config) -> str:
+  """The 'eval/...' metric best_checkpoint/ minimises for this config."""
+  name = str(eval_setting(config, 'best_metric'))
+  if name == 'auto':
+    return INTRA_FID_METRIC if config.model.conditional else BEST_METRIC
+  return name if name.startswith(PREFIX) else PREFIX + name
 
 
 def auto_classifier_steps(num_train: int, batch_size: int) -> int:
@@ -241,6 +267,38 @@ def _split_size(spec, split: str, what: str) -> int:
   return spec.num_examples(split)
 
 
+_DIVERSITY_KEYS = ('diversity_labels', 'diversity_real_pixel', 'diversity_real_feature')
+
+
+def diversity_reference(images, labels, feats, num_conditions: int, per_condition: int,
+                        seed: int) -> Dict[str, np.ndarray]:
+  """The conditions intra-condition diversity is measured on, and their real spreads.
+
+  The `num_conditions` most frequent full label combinations (ties in a fixed random order) with
+  at least two images; for each, the mean pairwise RMS pixel distance and feature distance of up
+  to `per_condition` of its images. Returns arrays named as in _DIVERSITY_KEYS.
+  """
+  empty = {'diversity_labels': np.zeros((0, labels.shape[1]), np.int32),
+           'diversity_real_pixel': np.zeros(0), 'diversity_real_feature': np.zeros(0)}
+  if not num_conditions or labels.shape[1] == 0:
+    return empty
+  combos, inverse, counts = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
+  inverse = inverse.reshape(-1)
+  rng = np.random.default_rng([seed, 11])
+  tiebreak = rng.permutation(len(combos))
+  order = np.lexsort((tiebreak, -np.minimum(counts, per_condition)))
+  chosen = [c for c in order if counts[c] >= 2][:num_conditions]
+  if not chosen:
+    return empty
+  pixel, feature = [], []
+  for c in chosen:
+    members = rng.permutation(np.flatnonzero(inverse == c))[:per_condition]
+    pixel.append(metrics.mean_pairwise_rms(images[members]))
+    feature.append(metrics.mean_pairwise_distance(feats[members]))
+  return {'diversity_labels': combos[chosen].astype(np.int32),
+          'diversity_real_pixel': np.asarray(pixel), 'diversity_real_feature': np.asarray(feature)}
+
+
 # ----------------------------------------------------------------------------- evaluator
 
 
@@ -282,6 +340,12 @@ class Evaluator:
     self.kid_subsets = int(setting('kid_subsets'))
     self.kid_subset_size = int(setting('kid_subset_size'))
     self.pr_k = int(setting('pr_k'))
+    self.diversity_conditions = int(setting('diversity_conditions'))
+    self.diversity_samples = int(setting('diversity_samples'))
+    if self.diversity_conditions < 0 or self.diversity_samples < 2:
+      raise ValueError('config.eval.diversity_conditions must be >= 0 (0: off) and '
+                       f'diversity_samples >= 2; got {self.diversity_conditions}, '
+                       f'{self.diversity_samples}.')
     for name in ('num_samples', 'batch_size', 'kid_subsets'):
       if getattr(self, name) < 1:
         raise ValueError(f'config.eval.{name} must be >= 1, got {getattr(self, name)}.')
@@ -399,21 +463,29 @@ class Evaluator:
   def _prepare_real_features(self):
     """Real-set and training features, held-out accuracy and the real-vs-real floor (cached)."""
     key = {'classifier': self._classifier_key(), 'eval_split': self.config.data.eval_split,
-           'num_real': self.num_real}
+           'num_real': self.num_real,
+           'diversity': [self.diversity_conditions, self.diversity_samples]}
     path = f'{self._cache_prefix}.features-{_fingerprint(key)}.npz'
     cached = None if self._trained_now else _npz_read(path)
     if cached is not None and str(cached.get('key')) == json.dumps(key, sort_keys=True):
       train_feats, real_feats = cached['train_features'], cached['real_features']
       real_labels, real_preds = cached['real_labels'], cached['real_predictions']
+      diversity = {k: cached[k] for k in _DIVERSITY_KEYS}
     else:
-      train_images, _ = self._train_data()
+      train_images, train_labels = self._train_data()
       real_images, real_labels = self._real_data()
       train_feats = self.classifier.features(train_images, self.batch_size)
       real_feats, real_preds = self._features_and_predictions(real_images)
+      diversity = diversity_reference(train_images, train_labels, train_feats,
+                                      self.diversity_conditions, self.diversity_samples, self.seed)
       if self._writes:
         _npz_write(path, {'key': np.array(json.dumps(key, sort_keys=True)),
                           'train_features': train_feats, 'real_features': real_feats,
-                          'real_labels': real_labels, 'real_predictions': real_preds})
+                          'real_labels': real_labels, 'real_predictions': real_preds,
+                          **diversity})
+    self.diversity_labels = diversity['diversity_labels'].astype(np.int32)
+    self.diversity_real = {'pixel': diversity['diversity_real_pixel'],
+                           'feature': diversity['diversity_real_feature']}
     self.train_features, self.real_features = train_feats, real_feats
     self.real_labels = real_labels.astype(np.int32)
     self.real_stats = metrics.feature_statistics(real_feats)
@@ -494,6 +566,13 @@ class Evaluator:
             labels = self.prior.fill(labels, rng)
           z = rng.standard_normal((len(labels), latent_dim)).astype(np.float32)
           self.control_groups.append((suffix, name, a, labels, z))
+    # Diversity set: diversity_samples latents under each chosen full condition.
+    self.diversity_set = None
+    if self.conditional and len(self.diversity_labels):
+      labels = np.repeat(self.diversity_labels, self.diversity_samples, axis=0)
+      z = np.random.default_rng([self.seed, 13]).standard_normal(
+          (len(labels), latent_dim)).astype(np.float32)
+      self.diversity_set = (labels, z)
 
   # --------------------------------------------------------------------------- evaluation
 
@@ -555,6 +634,16 @@ class Evaluator:
                                                       *real_stats)
 
     if self.conditional:
+      intra = []
+      for j, (a, name) in enumerate(zip(self.judged, self.judged_names)):
+        out[f'intra_fid/{name}'], _ = metrics.intra_fid(feats, self.fid_labels[:, a],
+                                                        self.real_features, self.real_labels[:, a])
+        intra.append(out[f'intra_fid/{name}'])
+      out['intra_fid/mean'] = float(np.mean(intra))
+    if self.diversity_set is not None:
+      out.update(self._diversity(state))
+
+    if self.conditional:
       vocab = self.spec.vocabulary
       all_right = np.ones(len(preds), bool)
       for j, (a, name) in enumerate(zip(self.judged, self.judged_names)):
@@ -579,6 +668,18 @@ class Evaluator:
     scalars = {PREFIX + k: float(v) for k, v in out.items()}
     return EvalResult(scalars, confusion, list(self.notes))
 
+  def _diversity(self, state) -> Dict[str, float]:
+    """diversity/pixel and diversity/feature of the EMA generator (see the module docstring)."""
+    labels, z = self.diversity_set
+    k, m = len(self.diversity_labels), self.diversity_samples
+    images = self.generate(state, z, labels)
+    feats = self.classifier.features(images, self.batch_size)
+    per_condition = lambda x: [x[i * m:(i + 1) * m] for i in range(k)]
+    return {'diversity/pixel': metrics.diversity_ratio(
+                per_condition(images), self.diversity_real['pixel'], metrics.mean_pairwise_rms),
+            'diversity/feature': metrics.diversity_ratio(
+                per_condition(feats), self.diversity_real['feature'])}
+
   def settings(self) -> dict:
     """What the numbers depend on besides the generator (for reports and comparisons)."""
     return {'num_samples': self.num_samples, 'num_real': self.num_real,
@@ -586,6 +687,8 @@ class Evaluator:
             'control_samples_per_value': self.per_value, 'control_any': self.control_any,
             'kid_subsets': self.kid_subsets,
             'kid_subset_size': self.kid_subset_size, 'pr_k': self.pr_k,
+            'diversity_conditions': len(self.diversity_labels),
+            'diversity_samples': self.diversity_samples,
             'feature_space': f'attribute classifier ({self.classifier.feature_dim}-d)',
             'classifier': self._classifier_key(),
             'inception': self.inception is not None}
@@ -603,8 +706,8 @@ class BestCheckpoint:
   replaces it with a better one.
   """
 
-  def __init__(self, workdir: str, metric: str = BEST_METRIC):
-    self.workdir, self.metric = workdir, metric
+  def __init__(self, workdir: str, metric: str = BEST_METRIC, min_diversity: float = 0.0):
+    self.workdir, self.metric, self.min_diversity = workdir, metric, float(min_diversity)
     self.json_path = os.path.join(workdir, BEST_JSON)
     self._checkpointer = None  # Created on the first save: reading best() must not create dirs.
     # Read once, then kept in memory: every process of a multi-host run decides alike without
@@ -634,6 +737,12 @@ class BestCheckpoint:
     value = float(metrics_[self.metric])
     if not np.isfinite(value):
       logging.warning('Not keeping step %d as best: %s is %s.', step, self.metric, value)
+      return False
+    diversity = metrics_.get(DIVERSITY_METRIC)
+    if diversity is not None and diversity < self.min_diversity:
+      logging.warning('Not keeping step %d as best: %s = %.3f is below min_best_diversity = %.3g '
+                      '(the generator draws near-copies within a condition).', step,
+                      DIVERSITY_METRIC, diversity, self.min_diversity)
       return False
     current = self.best()
     if current is not None and self.metric in current[1] and not value < current[1][self.metric]:

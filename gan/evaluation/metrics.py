@@ -17,7 +17,7 @@ Python floats or numpy arrays. Nothing here knows about JAX or images.
   attribute the generator was asked for, plus the confusion matrix.
 """
 import warnings
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import linalg
@@ -329,3 +329,62 @@ def control_accuracy(requested, predicted, num_classes: int) -> Tuple[float, np.
   confusion = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(confusion, (req, pred), 1)
   return float(np.mean(req == pred)), confusion
+
+
+# ------------------------------------------------------------------------ diversity
+
+
+def mean_pairwise_distance(x) -> float:
+  """Mean Euclidean distance over all pairs of rows of x [n, ...]; 0 for fewer than 2 rows."""
+  x = np.asarray(x, np.float64).reshape(len(x), -1)
+  if len(x) < 2:
+    return 0.0
+  sq = np.sum(x * x, axis=1)
+  d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
+  iu = np.triu_indices(len(x), k=1)
+  return float(np.mean(np.sqrt(d2[iu])))
+
+
+def mean_pairwise_rms(images) -> float:
+  """Mean pairwise RMS distance of images [n, H, W, C] (uint8 read as [0, 1] pixels)."""
+  x = np.asarray(images, np.float64)
+  if np.asarray(images).dtype == np.uint8:
+    x = x / 255.0
+  return mean_pairwise_distance(x) / np.sqrt(max(x[0].size, 1)) if len(x) else 0.0
+
+
+def diversity_ratio(generated: Sequence, real_spreads: Sequence[float], spread=mean_pairwise_distance
+                    ) -> float:
+  """Intra-condition diversity: mean over conditions of spread(generated_c) / real_spreads[c].
+
+  generated[c] holds the images (or features) generated for condition c; real_spreads[c] is the
+  same spread measured on real images of that condition. 1 = as varied as the catalogue within a
+  condition; near 0 = one image per condition whatever the latent (collapse). Conditions whose
+  real spread is 0 are skipped.
+  """
+  if len(generated) != len(real_spreads):
+    raise ValueError(f'{len(generated)} generated sets but {len(real_spreads)} real spreads; '
+                     'give one of each per condition.')
+  ratios = [spread(g) / r for g, r in zip(generated, real_spreads) if r > 0]
+  if not ratios:
+    raise ValueError('No condition has a real spread above 0: the real sets need at least two '
+                     'different images each.')
+  return float(np.mean(ratios))
+
+
+def intra_fid(gen_feats, gen_values, real_feats, real_values, min_count: int = 2) -> Tuple[float, int]:
+  """Intra-attribute FID: the mean over values v of FID(generated with v, real with v).
+
+  Miyato & Koyama 2018's intra-FID, per attribute. Values with fewer than `min_count` images on
+  either side are skipped. Returns (mean, number of values used). With one value it is the FID.
+  """
+  gen_values, real_values = np.asarray(gen_values), np.asarray(real_values)
+  scores = []
+  for v in np.unique(real_values):
+    g, r = gen_feats[gen_values == v], real_feats[real_values == v]
+    if len(g) >= max(min_count, 2) and len(r) >= max(min_count, 2):
+      scores.append(fid(g, r))
+  if not scores:
+    raise ValueError('No attribute value has at least two generated and two real images; use more '
+                     'evaluation samples (config.eval.num_samples).')
+  return float(np.mean(scores)), len(scores)

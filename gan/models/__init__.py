@@ -22,7 +22,8 @@ def build_models(config: ml_collections.ConfigDict, num_classes, axis_name=None)
   resolution = config.data.resolution
   generator = GENERATORS.get(m.generator)(
       resolution=resolution, width=m.g_width, num_classes=num_classes, embed_dim=m.embed_dim,
-      upsample_impl=m.upsample_impl, axis_name=axis_name)
+      upsample_impl=m.upsample_impl, axis_name=axis_name,
+      latent_in_every_layer=bool(m.get('latent_in_every_layer', False)))
   discriminator = DISCRIMINATORS.get(m.discriminator)(
       resolution=resolution, width=m.d_width, num_classes=num_classes, norm=m.d_norm,
       downsample_impl=m.downsample_impl, axis_name=axis_name,

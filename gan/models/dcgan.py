@@ -35,6 +35,10 @@ class DCGANGenerator(nn.Module):
   upsample_impl: str = 'default'
   axis_name: Optional[str] = None
   bn_momentum: float = 0.9
+  # Feed z to every conditional BatchNorm too (BigGAN's skip-z), not only to the first layer.
+  # With the attribute embedding modulating every layer and z entering once, the generator
+  # learned to ignore z (one image per condition); a per-layer path keeps z's influence.
+  latent_in_every_layer: bool = False
 
   @nn.compact
   def __call__(self, z, labels, train: bool = True):
@@ -43,11 +47,14 @@ class DCGANGenerator(nn.Module):
     cond = None
     if self.num_classes:
       cond = AttributeEmbedding(self.num_classes, self.embed_dim, name='attributes')(labels)
-      z = jnp.concatenate([z, cond], axis=-1)
+    norm_cond = cond
+    if self.latent_in_every_layer:
+      norm_cond = z if cond is None else jnp.concatenate([z, cond], axis=-1)
     norm = lambda h, i: nn.relu(ConditionalBatchNorm(self.bn_momentum, self.axis_name,
-                                                     name=f'norm_{i}')(h, cond, train))
+                                                     name=f'norm_{i}')(h, norm_cond, train))
+    first_in = z if cond is None else jnp.concatenate([z, cond], axis=-1)
     # A 4x4 transposed conv on a 1x1 input is exactly a dense layer to 4*4*C.
-    h = nn.Dense(4 * 4 * channels, use_bias=False, kernel_init=_INIT, name='project')(z)
+    h = nn.Dense(4 * 4 * channels, use_bias=False, kernel_init=_INIT, name='project')(first_in)
     h = norm(h.reshape(z.shape[0], 4, 4, channels), 0)
     upsampler = _impl(upconv.UPSAMPLERS, self.upsample_impl, upconv.DEFAULT_UPSAMPLER)
     for i in range(1, n_up):
