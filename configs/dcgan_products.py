@@ -1,6 +1,7 @@
 """DCGAN (Radford et al. 2016), 64x64, batch-norm D, non-saturating loss, conditioned on the
 embedded synthetic product catalogue's category/colour/pattern. Under 30 min on 2 CPU cores,
-dataset build and evaluation included.
+dataset build and evaluation included, on the machine of experiments/RESULTS.md sessions 3-5
+(matmul roofline ~180 GFLOP/s); a machine with half that (session 6's) takes about 75 min.
 
 Tuned for that budget: within a fixed number of CPU-minutes, GAN quality grows with the number of
 updates, so this run takes small steps. Batch 32 and a half-width discriminator (D width 32: a
