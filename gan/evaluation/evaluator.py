@@ -635,7 +635,7 @@ class Evaluator:
 
     if self.conditional:
       intra = []
-      for j, (a, name) in enumerate(zip(self.judged, self.judged_names)):
+      for a, name in zip(self.judged, self.judged_names):
         out[f'intra_fid/{name}'], _ = metrics.intra_fid(feats, self.fid_labels[:, a],
                                                         self.real_features, self.real_labels[:, a])
         intra.append(out[f'intra_fid/{name}'])

@@ -347,9 +347,8 @@ def mean_pairwise_distance(x) -> float:
 
 def mean_pairwise_rms(images) -> float:
   """Mean pairwise RMS distance of images [n, H, W, C] (uint8 read as [0, 1] pixels)."""
-  x = np.asarray(images, np.float64)
-  if np.asarray(images).dtype == np.uint8:
-    x = x / 255.0
+  images = np.asarray(images)
+  x = images.astype(np.float64) / (255.0 if images.dtype == np.uint8 else 1.0)
   return mean_pairwise_distance(x) / np.sqrt(max(x[0].size, 1)) if len(x) else 0.0
 
 
