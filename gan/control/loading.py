@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from configs import default as default_config
@@ -53,6 +52,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   Fields missing from an older run's file take today's defaults; JSON lists become tuples again
   (placeholders that were unset come back as None, which is what the code expects of them).
   """
+  import tensorflow as tf  # Imported on first use: a mistyped flag fails in 2 s, not 10.
   path = os.path.join(workdir, CONFIG_FILENAME)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'No {CONFIG_FILENAME} in {workdir!r}: is it the workdir of a '
@@ -117,6 +117,7 @@ class Run:
 
 
 def _has_checkpoints(workdir: str, subdir: str) -> bool:
+  import tensorflow as tf
   directory = checkpoint_lib.checkpoint_dir(workdir, subdir)
   return tf.io.gfile.isdir(directory) and bool(tf.io.gfile.listdir(directory))
 
