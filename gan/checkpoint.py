@@ -2,8 +2,12 @@
 
 Layout under the workdir:
   checkpoints/<step>/state      the whole GANState (orbax StandardSave)
-  best_checkpoint/<step>/state  the best checkpoint by FID (when evaluation is on)
+  best_checkpoint/<step>/state  the best checkpoint (when evaluation is on)
+  checkpoints_damaged/<step>-<time>  damaged checkpoints moved aside by training (never deleted)
   vocabulary.json               attribute names/values (written before the first checkpoint)
+
+A read that fails with a storage hiccup (a gs:// timeout) is retried and, if it keeps failing,
+stops with CheckpointUnavailableError: it is never taken for damage, and nothing is moved.
 """
 import os
 import time
@@ -19,7 +23,39 @@ BEST_CHECKPOINT_DIR = 'best_checkpoint'  # The best-by-FID checkpoint, kept apar
 
 
 class CheckpointError(RuntimeError):
-  pass
+  """Checkpoints that cannot be used: the one asked for is missing or damaged, or all are."""
+
+
+class CheckpointUnavailableError(RuntimeError):
+  """Reading a checkpoint kept failing with a storage error that says "try again"; nothing moved."""
+
+
+class _Damaged(Exception):
+  """A checkpoint whose files are bad (not a transient read error)."""
+
+
+READ_ATTEMPTS = 3
+RETRY_SECONDS = 2.0  # Pause before the second attempt; doubled before each further one.
+# Error types and message fragments of a storage hiccup rather than bad files (Python, TF/gfile
+# and tensorstore status codes, HTTP).
+_TRANSIENT_TYPES = (ConnectionError, TimeoutError)
+_TRANSIENT_TF_ERRORS = ('UnavailableError', 'DeadlineExceededError', 'ResourceExhaustedError')
+_TRANSIENT_MARKERS = ('unavailable', 'deadline_exceeded', 'deadline exceeded', 'resource_exhausted',
+                      'timed out', 'connection reset', 'connection aborted', 'connection refused',
+                      'temporary failure', 'too many requests', 'broken pipe')
+
+
+def is_transient(error: BaseException) -> bool:
+  """Whether an error (or one it was raised from) looks like a storage hiccup worth retrying."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, _TRANSIENT_TYPES) or type(error).__name__ in _TRANSIENT_TF_ERRORS:
+      return True
+    if any(marker in str(error).lower() for marker in _TRANSIENT_MARKERS):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 def checkpoint_dir(workdir: str, subdir: str = CHECKPOINT_DIR) -> str:
@@ -33,6 +69,7 @@ class Checkpointer:
                subdir: str = CHECKPOINT_DIR):
     self.directory = checkpoint_dir(workdir, subdir)
     self.read_only = read_only
+    self.remote = '://' in self.directory
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                            read_only=read_only, enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=('state',))
@@ -53,33 +90,67 @@ class Checkpointer:
   def restore(self, template, step: Optional[int] = None):
     """Restores `step` (default: the newest checkpoint that reads back intact).
 
-    Returns (state, step) or (None, None) when there is no checkpoint. A damaged checkpoint is
-    skipped with a warning and left on disk untouched for inspection.
+    Returns (state, step), or (None, None) when there is no checkpoint. A damaged `step` raises
+    CheckpointError. Without a step, damaged checkpoints are skipped with a warning and, once an
+    intact one is found, moved to <directory>_damaged/ (unless read_only; never deleted) so
+    training can write those steps again. A read that keeps failing with a transient storage
+    error raises CheckpointUnavailableError and moves nothing.
     """
     steps = self.steps()
     if step is not None:
       if step not in steps:
         raise CheckpointError(f'No checkpoint for step {step} in {self.directory}; '
                               f'available steps: {steps or "none"}.')
-      return self._restore(template, step), step
+      try:
+        return self._read(template, step), step
+      except _Damaged as e:
+        others = [s for s in steps if s != step]
+        raise CheckpointError(f'The checkpoint of step {step} in {self.directory} is damaged or '
+                              f'incomplete ({e}). Choose another step (available: '
+                              f'{others or "none"}) or the latest intact one.') from None
     damaged = []
     for candidate in reversed(steps):
       try:
-        state = self._restore(template, candidate)
-      except Exception as e:  # orbax raises many types for damaged files; all mean "unreadable".
+        state = self._read(template, candidate)
+      except _Damaged as e:
         damaged.append(candidate)
-        logging.warning('Checkpoint at step %d in %s is damaged or incomplete (%s: %s); '
-                        'falling back to an older one.', candidate, self.directory,
-                        type(e).__name__, str(e)[:300])
+        logging.warning('Checkpoint at step %d in %s is damaged or incomplete (%s); '
+                        'falling back to an older one.', candidate, self.directory, e)
         continue
       if not self.read_only:  # Readers (sampling tools) never move anything.
         for step_ in damaged:
           self._quarantine(step_)
       return state, candidate
     if steps:
-      raise CheckpointError(f'Every checkpoint in {self.directory} ({steps}) is damaged; nothing '
-                            'was deleted. Move the directory away to start fresh.')
+      raise CheckpointError(f'Every checkpoint in {self.directory} (steps {steps}) is damaged or '
+                            'incomplete; nothing was moved or deleted. Move that folder away to '
+                            'start afresh, or restore it from a backup.')
     return None, None
+
+  def _read(self, template, step: int):
+    """Restores one step, retrying storage hiccups; raises _Damaged when the files are bad.
+
+    Locally an error that is not a hiccup is damage at once; on remote storage every error is
+    retried, and only one that comes back on every attempt counts as damage.
+    """
+    for attempt in range(READ_ATTEMPTS):
+      try:
+        return self._restore(template, step)
+      except Exception as e:  # orbax and tensorstore raise many types; sorted out here.
+        error, transient = e, is_transient(e)
+        if not (transient or self.remote) or attempt + 1 == READ_ATTEMPTS:
+          break
+        pause = RETRY_SECONDS * 2 ** attempt
+        logging.warning('Reading the checkpoint of step %d in %s failed (%s: %s); retrying in '
+                        '%.0f s.', step, self.directory, type(e).__name__, str(e)[:300], pause)
+        time.sleep(pause)
+    summary = f'{type(error).__name__}: {str(error)[:300]}'
+    if transient:
+      raise CheckpointUnavailableError(
+          f'Could not read the checkpoint of step {step} in {self.directory} after {attempt + 1} '
+          f'attempt(s): {summary}. This is a storage or network error, not damage: nothing was '
+          'moved. Check that the storage is reachable and rerun the same command.') from error
+    raise _Damaged(summary) from error
 
   def _quarantine(self, step: int) -> None:
     """Moves a damaged step aside (never deletes it), so training can write that step again."""

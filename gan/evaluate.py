@@ -16,6 +16,15 @@ from typing import Dict, List, Optional
 from absl import logging
 
 from gan import checkpoint as checkpoint_lib
+from gan import destinations, errors
+
+# User errors -> exit code (README "When something goes wrong"); others are bugs.
+EXIT_CODES = (
+    (errors.OutputError, errors.EXIT_OUTPUT),
+    (checkpoint_lib.CheckpointError, errors.EXIT_CHECKPOINT),
+    (checkpoint_lib.CheckpointUnavailableError, errors.EXIT_STORAGE),
+    (ValueError, errors.EXIT_USAGE), (FileNotFoundError, errors.EXIT_USAGE),
+)
 
 # Sections of the printed table: (title, metric-name prefixes in order).
 _SECTIONS = (
@@ -84,10 +93,11 @@ def run_evaluation(workdir: str, checkpoint: str = 'best', num_samples: Optional
             'metrics': result.scalars, 'confusion': result.confusion, 'notes': result.notes,
             'settings': evaluator.settings()}
   path = output or os.path.join(workdir, f'eval_{run.step}.json')
-  tf.io.gfile.makedirs(os.path.dirname(path) or '.')
-  with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-    f.write(json.dumps(report, indent=2) + '\n')
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  with destinations.writing(path, 'the report'):
+    tf.io.gfile.makedirs(os.path.dirname(path) or '.')
+    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
+      f.write(json.dumps(report, indent=2) + '\n')
+    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
   report['path'] = path
   return report
 
@@ -107,11 +117,15 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = parser.parse_args(argv)
   logging.set_verbosity(logging.INFO)
   try:
+    # Before the work: the report's destination (by default the workdir) must take a file.
+    if args.output:
+      destinations.check_file(args.output, '--output', 'eval.json')
+    else:
+      destinations.check_folder(args.workdir, '--workdir')
     report = run_evaluation(args.workdir, args.checkpoint, args.num_samples,
                             args.inception_weights, args.output)
-  except (ValueError, FileNotFoundError, checkpoint_lib.CheckpointError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  except errors.kinds(EXIT_CODES) as e:
+    return errors.report(parser.prog, e, EXIT_CODES)
   s = report['settings']
   print(format_table(report['metrics'], f'Step {report["step"]} ({report["checkpoint"]} '
                      f'checkpoint), {s["num_samples"]} generated vs {s["num_real"]} held-out '

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from gan import destinations
 from gan.control import cli, inversion, output, postprocess
 
 DESCRIPTION = __doc__
@@ -52,25 +53,29 @@ def build_parser():
 def run_invert(args) -> int:
   from gan.control import loading
   from gan.data import images as images_lib
+  from gan.data.vocab import Vocabulary
   config = inversion.InversionConfig(
       steps=args.steps, restarts=args.restarts, learning_rate=args.lr,
       pixel_weight=args.pixel_weight, feature_weight=args.feature_weight, seed=args.seed)
   config.validate()
   if args.num < 0:
     raise cli.UsageError(f'--num must be >= 0, got {args.num}.')
-  resolution = int(loading.load_config(args.workdir).data.resolution)
-  try:  # Before the (slower) checkpoint restore: a bad photo fails fast.
-    photo = images_lib.load_image(args.image, resolution, fit=args.fit, background=args.background)
-  except images_lib.ImageError as e:
-    raise ValueError(f'cannot use {args.image} as the photo: {e}') from e
-  run = loading.load_run(args.workdir, args.checkpoint)
-  print(f'{args.workdir}: {run.checkpoint} checkpoint, step {run.step}')
-  vocab = run.vocabulary
+  # Before the (slower) checkpoint restore: a bad photo or attribute fails fast.
+  run_config = loading.load_config(args.workdir)
+  vocab = Vocabulary.load(args.workdir) if run_config.model.conditional else \
+      Vocabulary.from_dict({})
   if (args.attr or args.known or args.sweep) and not vocab.names:
     raise ValueError('This model is not conditioned on attributes: --attr/--known/--sweep do not '
                      'apply.')
   attrs, known = vocab.parse(args.attr), vocab.parse(args.known)
   sweep_name = vocab.resolve_attribute(args.sweep) if args.sweep else None
+  try:
+    photo = images_lib.load_image(args.image, int(run_config.data.resolution), fit=args.fit,
+                                  background=args.background)
+  except images_lib.ImageError as e:
+    raise ValueError(f'cannot use {args.image} as the photo: {e}') from e
+  run = loading.load_run(args.workdir, args.checkpoint)
+  print(f'{args.workdir}: {run.checkpoint} checkpoint, step {run.step}')
 
   result = inversion.invert(run, photo, known, config)
   found = ' '.join(f'{k}={v}' for k, v in result.attributes.items())
@@ -98,7 +103,8 @@ def run_invert(args) -> int:
     output.save_each(processed, args.out_dir, names)
     print(f'wrote {len(names)} images to {args.out_dir}')
   if args.save_latent:
-    np.savez(args.save_latent, z=result.z, labels=result.labels, psnr=result.psnr)
+    with destinations.writing(args.save_latent, 'the latent'):
+      np.savez(args.save_latent, z=result.z, labels=result.labels, psnr=result.psnr)
     print(f'wrote {args.save_latent}')
   return 0
 

@@ -1,6 +1,7 @@
 """Entry point: python -m gan.main --config=configs/dcgan_products.py [--workdir=DIR].
 
 Any config field can be overridden: --config.loss=hinge --config.batch_size=128.
+A mistake the user can fix ends in one message and an exit code of gan/errors.py, not a traceback.
 """
 import os
 
@@ -8,7 +9,9 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gan import parallel, runtime, train
+from gan import checkpoint as checkpoint_lib
+from gan import errors, parallel, runtime, train
+from gan import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Where checkpoints, summaries and samples go '
@@ -23,9 +26,39 @@ config_flags.DEFINE_config_file('config', None, 'Training configuration file.', 
 flags.mark_flags_as_required(['config'])
 
 
+# Errors the user can fix -> exit code (README "When something goes wrong"). Others are bugs and
+# keep their traceback.
+EXIT_CODES = (
+    (errors.ConfigError, errors.EXIT_USAGE),
+    (workdir_lib.WorkdirLockedError, errors.EXIT_WORKDIR_LOCKED),
+    (workdir_lib.IncompatibleConfigError, errors.EXIT_CONFIG_CHANGED),
+    (train.DivergenceError, errors.EXIT_DIVERGED),
+    (checkpoint_lib.CheckpointError, errors.EXIT_CHECKPOINT),
+    (checkpoint_lib.CheckpointUnavailableError, errors.EXIT_STORAGE),
+)
+
+
 def default_workdir(config_path: str) -> str:
   name = os.path.splitext(os.path.basename(config_path.split(':')[0]))[0]
   return os.path.join('workdirs', name)
+
+
+def load_config(path: str):
+  """FLAGS.config, checked by train.validate_config; ConfigError says what is wrong with it."""
+  config = FLAGS.config
+  try:
+    config.keys()  # config_flags keeps a file that failed to load as an object raising on access.
+  except OSError as e:
+    if not os.path.isfile(path.split(':')[0]):
+      raise errors.ConfigError(f'--config {path}: no such file. Give a config file, e.g. '
+                               '--config=configs/dcgan_products.py.') from None
+    raise errors.ConfigError(f'--config {path} could not be loaded: {e}') from None
+  try:
+    train.validate_config(config)
+  except ValueError as e:
+    raise errors.ConfigError(f'{e} (config {path}; fix it there or with --config.FIELD=VALUE)') \
+        from None
+  return config
 
 
 def main(argv):
@@ -33,11 +66,17 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   runtime.tune_malloc()
   parallel.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS['config']))
+  path = config_flags.get_config_filename(FLAGS['config'])
+  workdir = FLAGS.workdir or default_workdir(path)
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(), jax.process_count(),
                jax.local_devices())
   logging.info('Workdir: %s', workdir)
-  train.train_and_evaluate(FLAGS.config, workdir, allow_config_change=FLAGS.allow_config_change)
+  try:
+    train.train_and_evaluate(load_config(path), workdir,
+                             allow_config_change=FLAGS.allow_config_change)
+  except errors.kinds(EXIT_CODES) as e:
+    return errors.report('gan.main', e, EXIT_CODES)
+  return 0
 
 
 if __name__ == '__main__':

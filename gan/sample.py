@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from gan import destinations
 from gan.control import cli, output, postprocess
 from gan.control.latents import check_truncation
 
@@ -91,7 +92,7 @@ def _report_attributes(args, vocab, names, labels, requested, shown: int = 16):
     print(f'... ({len(names) - shown} more)')
   if args.out_dir:
     path = os.path.join(args.out_dir, 'attributes.json')
-    with open(path, 'w') as f:
+    with destinations.writing(path, 'the attributes'), open(path, 'w') as f:
       json.dump(decoded, f, indent=1)
     print(f'wrote {path}')
 

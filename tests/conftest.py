@@ -3,7 +3,12 @@
 Also on a GPU machine: the suite's batches are shaped for those 8 devices, and the fast CPU layers
 are what the layer tests check (on a GPU they fall back to XLA's convolutions).
 """
+import ctypes
+import fcntl
 import os
+import shutil
+import subprocess
+import sys
 
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
@@ -47,3 +52,64 @@ def tfds_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfds'))
   tfds.builder('synthetic_products/tiny', data_dir=data_dir).download_and_prepare()
   return data_dir
+
+
+@pytest.fixture(scope='session')
+def trained_run_dir(tfds_dir, tmp_path_factory):
+  """One tiny trained run (checkpoints at steps 2 and 4), trained once per test session.
+
+  Under pytest-xdist every worker would build it again; the workers share the parent of their
+  temp directories, so the first one trains there (under a file lock) and the others reuse its
+  run. Tests only read it (copy it to change it).
+  """
+  from gan import train
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    shared = shared.parent
+  workdir = shared / 'control_run'
+  with open(shared / 'control_run.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      if not (shared / 'control_run.done').exists():
+        shutil.rmtree(workdir, ignore_errors=True)  # A worker that died half-way.
+        config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 4,
+                                'sample_every_steps': 0})
+        train.train_and_evaluate(config, str(workdir))
+        (shared / 'control_run.done').touch()
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+  return str(workdir)
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _drop_root_file_access():
+  """In the child, before exec: root loses the capabilities that bypass file permissions."""
+  libc = ctypes.CDLL(None, use_errno=True)
+  for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+      raise OSError(ctypes.get_errno(), 'prctl(PR_CAPBSET_DROP)')
+
+
+def run_tool(args, devices=2, timeout=300, respect_permissions=False, **kwargs):
+  """Runs `python ARGS` (e.g. ['-m', 'gan.sample', ...]) from the repo like a user would.
+
+  respect_permissions: as root (CI runs as root), file modes do not stop reads or writes; this
+  drops root's permission-bypassing capabilities in the child, so chmod'ed folders behave as
+  they would for any other user.
+  """
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+  preexec = _drop_root_file_access if respect_permissions and os.geteuid() == 0 else None
+  return subprocess.run([sys.executable] + list(args), cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=timeout, preexec_fn=preexec, **kwargs)
+
+
+def assert_clean_error(proc, code, *words):
+  """The tool exited with `code`, printed each of `words`, and showed no traceback."""
+  output = proc.stdout + proc.stderr
+  assert proc.returncode == code, f'exit {proc.returncode}, expected {code}:\n{output[-4000:]}'
+  for word in words:
+    assert word in proc.stderr, f'{word!r} not in stderr:\n{proc.stderr[-4000:]}'
+  assert 'Traceback' not in output, output[-4000:]

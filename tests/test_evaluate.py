@@ -204,3 +204,55 @@ def test_cli_errors(run, capsys):
   workdir = run[0]
   assert evaluate.main(['--workdir', workdir, '--checkpoint', '999']) == 2
   assert 'No checkpoint for step 999' in capsys.readouterr().err
+
+
+def test_evaluation_inside_training_keeps_the_best_checkpoint_sampling_uses(run, tmp_path,
+                                                                           capsys):
+  """End to end: eval_every_steps > 0 writes eval/* scalars and keeps a best checkpoint, which
+  gan.sample then loads by default. (One step: each more step or resume compiles the pmapped
+  step again; test_control checks that `best` is preferred when it differs from the latest.)"""
+  from tensorboard.backend.event_processing import event_accumulator
+  from gan import sample as sample_cli
+  workdir = str(tmp_path / 'run')
+  cache = os.path.join(run[0], evaluator_lib.CLASSIFIER_DIR)  # Same settings: no retraining.
+  config = _config(run[1].data.data_dir, **{'eval_every_steps': 1, 'eval.classifier_dir': cache})
+  train.train_and_evaluate(config, workdir)
+
+  events = event_accumulator.EventAccumulator(workdir, size_guidance={'tensors': 0})
+  events.Reload()
+  eval_tags = [t for t in events.Tags()['tensors'] if t.startswith('eval/')]
+  assert len(eval_tags) > 10, events.Tags()['tensors']
+  for tag in eval_tags:
+    assert [e.step for e in events.Tensors(tag)] == [1], tag
+  with open(os.path.join(workdir, evaluator_lib.BEST_JSON)) as f:
+    best = json.load(f)
+  assert best['step'] == 1 and best['metric'] in eval_tags
+  assert best['metrics'] == pytest.approx({t: float(tf_value(events, t)) for t in eval_tags})
+  best_dir = checkpoint.BEST_CHECKPOINT_DIR
+  assert checkpoint.Checkpointer(workdir, subdir=best_dir).steps() == [1]
+
+  out = str(tmp_path / 'samples.png')
+  assert sample_cli.main([f'--workdir={workdir}', '--num', '2', '--out', out]) == 0
+  assert f'{workdir}: best checkpoint, step 1' in capsys.readouterr().out
+
+
+def tf_value(events, tag):
+  import tensorflow as tf
+  return tf.make_ndarray(events.Tensors(tag)[-1].tensor_proto)
+
+
+def test_inception_weights_add_inception_fid(run, tmp_path):
+  """config.eval.inception_weights: the evaluator adds eval/inception_fid (random weights here;
+  their features are checked against pytorch-fid's in test_inception.py)."""
+  from gan.evaluation import inception
+  workdir, config, spec, state, _ = run
+  weights = str(tmp_path / 'inception.npz')
+  inception.save_inception_weights(inception.random_variables(seed=0), weights)
+  # Few images: Inception-V3 at 299x299 costs ~6 GFLOP per image.
+  small = _config(config.data.data_dir, **{
+      'eval.inception_weights': weights, 'eval.num_samples': 8, 'eval.batch_size': 8,
+      'eval.kid_subsets': 2, 'eval.kid_subset_size': 4})
+  evaluator = evaluator_lib.Evaluator(small, spec, workdir)
+  assert evaluator.settings()['inception'] and not evaluator.notes
+  scalars = evaluator.evaluate(state)
+  assert np.isfinite(scalars['eval/inception_fid']) and scalars['eval/inception_fid'] > 0

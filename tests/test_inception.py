@@ -2,7 +2,12 @@
 
 Compiling Inception-V3 on CPU takes tens of seconds, so every forward here
 uses the same module configuration and input shape: one compile in all.
+
+The cross-check against pytorch-fid's network runs everywhere against features stored in
+tests/fixtures/inception_reference.npz (computed with torch by
+tests/fixtures/make_inception_reference.py), and live as well where torch is installed.
 """
+import os
 import pickle
 
 import flax
@@ -12,6 +17,19 @@ import pytest
 from gan.evaluation import inception
 
 BATCH = 2
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures',
+                         'inception_reference.npz')
+
+
+def reference_images():
+  rng = np.random.default_rng(0)
+  return rng.integers(0, 256, (BATCH, 40, 57, 3), dtype=np.uint8)  # non-square: resize axes
+
+
+def weights_checksum(arrays) -> float:
+  """Identifies a weights file's contents (sum over keys of key-weighted array sums)."""
+  return float(sum((i + 1) * np.sum(arrays[k], dtype=np.float64)
+                   for i, k in enumerate(sorted(arrays))))
 
 
 @pytest.fixture(scope='module')
@@ -21,8 +39,7 @@ def random_vars():
 
 @pytest.fixture(scope='module')
 def images():
-  rng = np.random.default_rng(0)
-  return rng.integers(0, 256, (BATCH, 40, 57, 3), dtype=np.uint8)  # non-square: resize axes
+  return reference_images()
 
 
 @pytest.fixture(scope='module')
@@ -249,18 +266,44 @@ def _torch_fid_inception():
   return FIDInception().eval()
 
 
-def test_matches_pytorch_fid_reference(weights_file, images):
-  """Same weights file, same images: our features equal a torch FID Inception's."""
-  torch = pytest.importorskip('torch')
+def torch_features(arrays, images):
+  """pytorch-fid's pool3 features of uint8 images [N, H, W, 3] under weights in torch layout."""
+  import torch
   net = _torch_fid_inception()
-  with np.load(weights_file) as f:
-    state = {k: torch.from_numpy(f[k]) for k in f.files}
+  state = {k: torch.from_numpy(v) for k, v in arrays.items()}
   # The real file's extras load too (strict on everything the features use).
   state['fc.weight'], state['fc.bias'] = net.fc.weight.detach(), net.fc.bias.detach()
   missing, unexpected = net.load_state_dict(state, strict=False)
   assert not unexpected and all(k.endswith('num_batches_tracked') for k in missing)
   with torch.no_grad():
-    expected = net(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0).numpy()
-  module, variables = inception.load_inception(weights_file)
-  ours = inception.inception_features(module, variables, images, batch_size=BATCH)
+    return net(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0).numpy()
+
+
+def _assert_close(ours, expected):
   np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_matches_stored_pytorch_fid_reference(weights_file, images):
+  """Same weights, same images: our features equal those torch's FID Inception computed."""
+  with np.load(REFERENCE) as f:
+    reference = {k: f[k] for k in f.files}
+  with np.load(weights_file) as f:
+    checksum = weights_checksum({k: f[k] for k in f.files})
+  assert checksum == pytest.approx(float(reference['weights_checksum']), rel=1e-9), (
+      'random_variables(seed=0) changed since the reference was made: rerun '
+      'tests/fixtures/make_inception_reference.py (needs torch).')
+  np.testing.assert_array_equal(reference['images'], images)
+  assert reference['features'].shape == (BATCH, inception.FEATURE_DIM)
+  assert reference['features'].std() > 0
+  module, variables = inception.load_inception(weights_file)
+  _assert_close(inception.inception_features(module, variables, images, batch_size=BATCH),
+                reference['features'])
+
+
+def test_matches_pytorch_fid_reference_live(weights_file, images):
+  """Where torch is installed: the same comparison, computed now."""
+  pytest.importorskip('torch')
+  with np.load(weights_file) as f:
+    expected = torch_features({k: f[k] for k in f.files}, images)
+  module, variables = inception.load_inception(weights_file)
+  _assert_close(inception.inception_features(module, variables, images, batch_size=BATCH), expected)

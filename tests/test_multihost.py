@@ -117,3 +117,34 @@ def test_sigterm_checkpoints_and_exits_zero_then_resumes(tfds_dir, tmp_path):
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out[-4000:]
   assert f'Resumed from the checkpoint at step {stopped}' in out
+
+
+def test_sigterm_on_a_multi_process_run_checkpoints_every_process_and_exits_zero(tfds_dir,
+                                                                                  tmp_path):
+  """A preemption notice reaches one host: every process stops at the same step, the checkpoint
+  of that step is complete, and all exit 0."""
+  config = _config(tmp_path, tfds_dir, steps=10_000)
+  workdir = str(tmp_path / 'run')
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, '-m', 'gan.main', f'--config={config}', f'--workdir={workdir}',
+       f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2', f'--process_id={i}'],
+      cwd=REPO, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+      for i in range(2)]
+  try:
+    deadline = time.time() + 600
+    while not glob.glob(os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')):
+      assert all(p.poll() is None for p in procs) and time.time() < deadline
+      time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  stopped = checkpoint.Checkpointer(workdir, read_only=True).latest_step()
+  assert 2 <= stopped < 10_000
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-4000:]
+    assert f'Preempted: saved the checkpoint of step {stopped}' in out, out[-4000:]
+  assert not os.path.exists(os.path.join(workdir, 'train.lock'))

@@ -2,6 +2,7 @@
 import glob
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,8 +50,15 @@ def _restore_leaves(workdir, step):
   return leaves
 
 
+# The kill's delay after the first checkpoint is drawn from this seed; a failure prints it, and
+# PRODUCTGAN_KILL_SEED=N reruns the test with that delay.
+KILL_SEED = int(os.environ.get('PRODUCTGAN_KILL_SEED', '0'))
+
+
 def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(tfds_dir, tmp_path):
   steps = 8
+  delay = random.Random(KILL_SEED).uniform(0.0, 1.0)
+  context = f'(PRODUCTGAN_KILL_SEED={KILL_SEED}: killed {delay:.3f} s after the first checkpoint)'
   config_path = _write_config(tmp_path, tfds_dir, steps)
   reference = str(tmp_path / 'reference')
   proc = _launch(config_path, reference)
@@ -65,22 +73,22 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(tfds_dir, tmp
     assert proc.poll() is None, proc.stdout.read()[-3000:]
     assert time.time() < deadline
     time.sleep(0.05)
-  time.sleep(random.Random().uniform(0.0, 1.0))
+  time.sleep(delay)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert proc.returncode == -signal.SIGKILL
+  assert proc.returncode == -signal.SIGKILL, context
   interrupted_at = checkpoint.Checkpointer(killed, read_only=True).latest_step()
-  assert interrupted_at is not None and interrupted_at < steps
+  assert interrupted_at is not None and interrupted_at < steps, context
 
   proc = _launch(config_path, killed)  # The same command again.
   out, _ = proc.communicate(timeout=600)
-  assert proc.returncode == 0, out[-3000:]
-  assert f'Resumed from the checkpoint at step {interrupted_at}' in out
+  assert proc.returncode == 0, f'{context}\n{out[-3000:]}'
+  assert f'Resumed from the checkpoint at step {interrupted_at}' in out, context
 
   a, b = _restore_leaves(reference, steps), _restore_leaves(killed, steps)
   assert len(a) == len(b)
   for x, y in zip(a, b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=context)
 
 
 def _damage(step_dir, how):
@@ -110,6 +118,51 @@ def test_damaged_latest_checkpoint_falls_back_and_is_kept(tfds_dir, tmp_path, ho
   kept = glob.glob(os.path.join(workdir, 'checkpoints_damaged', '4-*'))
   assert len(kept) == 1 and os.listdir(kept[0])
   assert checkpoint.Checkpointer(workdir).steps() == [2, 4, 6]
+
+
+def test_transient_read_errors_are_retried_and_never_taken_for_damage(trained_run_dir, tmp_path,
+                                                                     monkeypatch):
+  """A gs:// hiccup must not move the latest checkpoint aside: retry, then stop, moving nothing."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(trained_run_dir, workdir)
+  monkeypatch.setattr(checkpoint, 'RETRY_SECONDS', 0.0)
+  real_restore = checkpoint.Checkpointer._restore
+  failures = {'left': 2}
+
+  def flaky(self, template, step):
+    if failures['left']:
+      failures['left'] -= 1
+      raise ValueError('Error reading "state/d/1234": UNAVAILABLE: Connection reset by peer')
+    return real_restore(self, template, step)
+  monkeypatch.setattr(checkpoint.Checkpointer, '_restore', flaky)
+  template = _restore_template(workdir)
+  ckpt = checkpoint.Checkpointer(workdir)
+  _, step = ckpt.restore(template)  # Two hiccups, then the read succeeds.
+  assert step == 4 and failures['left'] == 0
+
+  failures['left'] = 10**6  # The storage stays unreachable.
+  with pytest.raises(checkpoint.CheckpointUnavailableError,
+                     match=r'step 4 .* after 3 attempt.*not damage: nothing was moved'):
+    ckpt.restore(template)
+  assert failures['left'] == 10**6 - checkpoint.READ_ATTEMPTS  # No fall back to step 2.
+  assert ckpt.steps() == [2, 4]
+  assert not os.path.exists(os.path.join(workdir, 'checkpoints_damaged'))
+
+  # Real damage is still damage: it is not retried locally, and training falls back.
+  monkeypatch.setattr(checkpoint.Checkpointer, '_restore', real_restore)
+  with pytest.raises(checkpoint.CheckpointError, match='step 4 .* is damaged'):
+    _damage(os.path.join(workdir, 'checkpoints', '4'), 'truncated')
+    ckpt.restore(template, 4)
+  assert ckpt.restore(template)[1] == 2
+  assert glob.glob(os.path.join(workdir, 'checkpoints_damaged', '4-*'))
+
+
+def _restore_template(workdir):
+  from gan.control import loading
+  run_config = loading.load_config(workdir)
+  vocab = loading.Vocabulary.load(workdir)
+  generator, discriminator = loading.build_models(run_config, vocab.num_classes)
+  return loading.state_template(run_config, generator, discriminator, vocab.num_classes)
 
 
 def test_divergence_stops_loudly_and_keeps_last_good_checkpoint(tfds_dir, tmp_path):

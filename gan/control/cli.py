@@ -6,9 +6,19 @@ import os
 import sys
 from typing import Callable, List, Optional, Sequence
 
+from gan import destinations, errors
 from gan.control import postprocess
 
-EXIT_USAGE = 2      # Bad flags, unknown attribute/value, unreadable photo, missing run.
+EXIT_USAGE = errors.EXIT_USAGE  # Bad flags, unknown attribute/value, unreadable photo, missing run.
+
+# Output flags of the tools, checked before any work: (argparse dest, flag, checker).
+OUTPUTS = (
+    ('out', '--out', lambda path, flag: destinations.check_file(path, flag, 'grid.png')),
+    ('out_dir', '--out-dir', destinations.check_folder),
+    ('gif', '--gif', lambda path, flag: destinations.check_file(path, flag, 'path.gif')),
+    ('save_latent', '--save-latent',
+     lambda path, flag: destinations.check_file(path, flag, 'latent.npz')),
+)
 
 # orbax chatters about read-only checkpoint managers on every load; the control tools only read.
 _NOISE = ('read_only=True', 'Given directory is read only')
@@ -58,10 +68,27 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
   return parser
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+  """Refuses, before the work, outputs that could not be written (errors.OutputError)."""
+  for dest, flag, check in OUTPUTS:
+    path = getattr(args, dest, None)
+    if path:
+      check(path, flag)
+
+
+def exit_codes() -> errors.ExitTable:
+  """User errors of the tools -> exit code (README "When something goes wrong")."""
+  from gan import checkpoint as checkpoint_lib  # jax and orbax: slow imports, not for --help.
+  return ((errors.OutputError, errors.EXIT_OUTPUT),
+          (checkpoint_lib.CheckpointError, errors.EXIT_CHECKPOINT),
+          (checkpoint_lib.CheckpointUnavailableError, errors.EXIT_STORAGE),
+          (ValueError, EXIT_USAGE), (FileNotFoundError, EXIT_USAGE))
+
+
 def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
              argv: Optional[Sequence[str]]) -> int:
-  """Parses argv (without the program name) and runs body(args), mapping user errors to exit 2."""
-  from gan import checkpoint as checkpoint_lib
+  """Parses argv (without the program name) and runs body(args); user errors -> exit codes."""
+  table = exit_codes()
   quiet_logs()
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
@@ -72,13 +99,13 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
     if not (args.out or args.out_dir):
       raise UsageError('give --out FILE.png (a grid) and/or --out-dir DIR (one PNG per image).')
     postprocess.parse(args.postprocess)
+    check_outputs(args)
     return body(args)
   except UsageError as e:
     print(f'{parser.prog}: error: {e}\n(see {parser.prog} --help)', file=sys.stderr)
     return EXIT_USAGE
-  except (ValueError, FileNotFoundError, checkpoint_lib.CheckpointError) as e:
-    print(f'{parser.prog}: error: {e}', file=sys.stderr)
-    return EXIT_USAGE
+  except errors.kinds(table) as e:
+    return errors.report(parser.prog, e, table)
 
 
 def names_for(prefix: str, n: int) -> List[str]:

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from configs import default as default_config
@@ -53,6 +52,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   Fields missing from an older run's file take today's defaults; JSON lists become tuples again
   (placeholders that were unset come back as None, which is what the code expects of them).
   """
+  import tensorflow as tf  # Imported on first use: a mistyped flag fails in 2 s, not 10.
   path = os.path.join(workdir, CONFIG_FILENAME)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'No {CONFIG_FILENAME} in {workdir!r}: is it the workdir of a '
@@ -117,6 +117,7 @@ class Run:
 
 
 def _has_checkpoints(workdir: str, subdir: str) -> bool:
+  import tensorflow as tf
   directory = checkpoint_lib.checkpoint_dir(workdir, subdir)
   return tf.io.gfile.isdir(directory) and bool(tf.io.gfile.listdir(directory))
 
@@ -195,7 +196,7 @@ def _restore_read_only(checkpointer, template, step):
 
   Checkpointer.restore without a step moves damaged checkpoints aside (so training can rewrite
   them); a sampling tool, possibly running next to training, must not, so it asks for each step
-  explicitly and only skips the unreadable ones.
+  explicitly and only skips the damaged ones (a storage error that persists stops it instead).
   """
   if step is not None:
     return checkpointer.restore(template, step)
@@ -204,12 +205,13 @@ def _restore_read_only(checkpointer, template, step):
   for candidate in reversed(steps):
     try:
       return checkpointer.restore(template, candidate)
-    except Exception as e:  # orbax raises many types for damaged files; all mean "unreadable".
-      errors.append(f'step {candidate}: {type(e).__name__}: {str(e)[:200]}')
+    except checkpoint_lib.CheckpointError as e:
+      errors.append(f'step {candidate}: {str(e)[:300]}')
       logging.warning('Checkpoint at step %d in %s cannot be read (%s); trying an older one.',
                       candidate, checkpointer.directory, errors[-1])
   if not steps:
     raise FileNotFoundError(f'No checkpoints in {checkpointer.directory}: train first '
                             '(python -m gan.main --workdir=...).')
   raise checkpoint_lib.CheckpointError(
-      f'No checkpoint in {checkpointer.directory} can be read: ' + '; '.join(errors))
+      f'Every checkpoint in {checkpointer.directory} (steps {steps}) is damaged or incomplete; '
+      'nothing was changed on disk. Train again, or restore the folder from a backup.')

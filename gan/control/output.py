@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from gan import samples
+from gan import destinations, samples
 
 
 def as_uint8(images) -> np.ndarray:
@@ -35,7 +35,9 @@ def grid(images, cols: Optional[int] = None, pad: int = 2) -> np.ndarray:
 
 
 def save_grid(images, path: str, cols: Optional[int] = None) -> str:
-  return samples.save_png(grid(images, cols), path)
+  tiled = grid(images, cols)
+  with destinations.writing(path, 'the grid'):
+    return samples.save_png(tiled, path)
 
 
 def save_each(images, out_dir: str, names: Sequence[str]) -> List[str]:
@@ -43,8 +45,9 @@ def save_each(images, out_dir: str, names: Sequence[str]) -> List[str]:
   images = as_uint8(images)
   if len(names) != len(images):
     raise ValueError(f'{len(images)} images but {len(names)} names.')
-  return [samples.save_png(image, os.path.join(out_dir, f'{name}.png'))
-          for image, name in zip(images, names)]
+  with destinations.writing(out_dir, 'the images into'):
+    return [samples.save_png(image, os.path.join(out_dir, f'{name}.png'))
+            for image, name in zip(images, names)]
 
 
 def encode_gif(images, duration_ms: int = 120, boomerang: bool = False) -> bytes:
@@ -63,9 +66,11 @@ def encode_gif(images, duration_ms: int = 120, boomerang: bool = False) -> bytes
 
 def save_gif(images, path: str, duration_ms: int = 120, boomerang: bool = False) -> str:
   import tensorflow as tf  # gfile: local paths and gs:// buckets alike.
-  tf.io.gfile.makedirs(os.path.dirname(path) or '.')
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'wb') as f:
-    f.write(encode_gif(images, duration_ms, boomerang))
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  data = encode_gif(images, duration_ms, boomerang)
+  with destinations.writing(path, 'the GIF'):
+    tf.io.gfile.makedirs(os.path.dirname(path) or '.')
+    tmp = path + '.tmp'
+    with tf.io.gfile.GFile(tmp, 'wb') as f:
+      f.write(data)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
   return path

@@ -46,7 +46,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from gan import destinations
 from gan.data import images
+from gan.errors import OutputError
 from gan.workdir import pid_alive
 
 VERSION = '1.0.0'
@@ -68,6 +70,7 @@ SKIP_REASONS = dict(images.REASONS, **{
     'malformed_row': 'a CSV row with more or fewer cells than the header',
     'no_category': 'a file directly in --source rather than in a category folder',
     'hidden': 'a hidden file or folder (name starts with ".")',
+    'unreadable_folder': 'a folder under --source that cannot be listed (permissions?)',
 })
 
 
@@ -193,10 +196,27 @@ def _check_holdout(holdout) -> float:
   return float(holdout)
 
 
+def _check_source(source: str) -> None:
+  if not os.path.isdir(source):
+    raise CatalogError(f'--source {source} is not a folder.')
+  try:
+    os.listdir(source)
+  except OSError as e:
+    raise CatalogError(f'--source {source} cannot be read ({e.strerror or e}). Check its '
+                       'permissions, or copy the photos somewhere readable.') from None
+
+
 def _check_output(data_dir: str, name: str) -> None:
-  """Refuses to write over a folder that this builder did not make."""
+  """Refuses a data_dir that cannot be written, or a folder there that this builder did not make.
+
+  Checked before any image is decoded, so a bad --data-dir fails at once.
+  """
   if os.path.exists(data_dir) and not os.path.isdir(data_dir):
     raise CatalogError(f'--data-dir {data_dir} exists and is not a folder.')
+  try:
+    destinations.check_folder(data_dir, '--data-dir')
+  except OutputError as e:
+    raise CatalogError(str(e)) from None
   target = os.path.join(data_dir, name)
   if os.path.lexists(target):
     report = os.path.join(target, REPORT_FILENAME)
@@ -219,13 +239,20 @@ def _rel(path: str, source: str) -> str:
   return os.path.relpath(path, source).replace(os.sep, '/')
 
 
-def _walk(source: str, exclude: Optional[str] = None):
+def _walk(source: str, exclude: Optional[str] = None, unreadable: Optional[List] = None):
   """Yields (dirpath, dirnames, filenames) sorted, following folder links once each.
 
-  `exclude` (the output data_dir, when it lies inside the source) is not searched.
+  `exclude` (the output data_dir, when it lies inside the source) is not searched. Folders that
+  cannot be listed are appended to `unreadable` as Skipped entries (os.walk drops them silently).
   """
   seen = {os.path.realpath(exclude)} if exclude else set()
-  for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
+
+  def on_error(error: OSError):
+    if unreadable is not None:
+      path = _rel(error.filename, source) + '/' if error.filename else source
+      unreadable.append(Skipped(path, 'unreadable_folder', error.strerror or str(error)))
+
+  for dirpath, dirnames, filenames in os.walk(source, followlinks=True, onerror=on_error):
     real = os.path.realpath(dirpath)
     if real in seen:  # A link loop, a second link to the same folder, or the output.
       dirnames[:] = []
@@ -252,7 +279,7 @@ def _scan_folders(source: str, data_dir: str
         f'No category folders in {source}. Put the photos in one folder per category '
         f'({source}/handbag/*.jpg, {source}/shoe/*.jpg, ...), or describe them with --csv.')
   candidates, skipped, warnings = [], [], []
-  for dirpath, dirnames, filenames in _walk(source, exclude=data_dir):
+  for dirpath, dirnames, filenames in _walk(source, exclude=data_dir, unreadable=skipped):
     for d in [d for d in dirnames if d.startswith('.')]:
       skipped.append(Skipped(_rel(os.path.join(dirpath, d), source) + '/', 'hidden',
                              'hidden folder: not searched'))
@@ -372,12 +399,17 @@ def _scan_csv(source: str, csv_path: str, data_dir: str
         f'is a file under {source} (e.g. {examples}). The first column must hold image paths '
         'relative to --source; check --source and the column order.')
 
-  warnings = []
-  unlisted = [_rel(os.path.join(d, f), source) for d, _, fs in _walk(source, data_dir) for f in fs
+  warnings, unreadable = [], []
+  unlisted = [_rel(os.path.join(d, f), source)
+              for d, _, fs in _walk(source, data_dir, unreadable) for f in fs
               if images.is_image_name(f) and os.path.join(d, f) not in listed]
   if unlisted:
     warnings.append(f'{len(unlisted)} image files under --source are not in the CSV and '
                     f'were not used (e.g. {", ".join(unlisted[:3])})')
+  if unreadable:
+    warnings.append(f'{len(unreadable)} folders under --source cannot be listed (e.g. '
+                    f'{", ".join(u.path for u in unreadable[:3])}: {unreadable[0].detail}); '
+                    'CSV rows pointing into them are reported as missing files')
   return candidates, skipped, warnings, columns
 
 
@@ -579,8 +611,7 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
     raise CatalogError(f'--seed must be an integer >= 0; got {seed!r}.')
   name = _check_name(name)
   source = os.path.abspath(os.path.expanduser(os.fspath(source)))
-  if not os.path.isdir(source):
-    raise CatalogError(f'--source {source} is not a folder.')
+  _check_source(source)
   data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
   _check_output(data_dir, name)
 
@@ -638,8 +669,6 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
     for f in vocabulary:
       counts[f][e.attrs[f]][split_of[e.path]] += 1
 
-  os.makedirs(data_dir, exist_ok=True)
-  _clean_stale(data_dir, name)
   final = os.path.join(data_dir, name)
   report = BuildReport(
       name=name, path=final, report_path=os.path.join(final, REPORT_FILENAME),
@@ -649,9 +678,24 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
       split_sizes={s: len(rows) for s, rows in splits.items()}, counts=counts,
       skipped=skipped, num_files=num_files, upscaled=upscaled, warnings=warnings,
       examples=[dict(path=e.path, split=split_of[e.path], **e.attrs) for e in examples])
-  description = (f'Product catalogue built by {BUILDER_ID} from {source}'
-                 f'{f" and {csv}" if csv else ""}: {report.num_images} images, '
-                 f'{resolution}x{resolution} RGB (fit={fit}); ClassLabel attributes: '
+  try:
+    with destinations.writing(data_dir, 'the dataset into'):
+      _write_catalog(report, data_dir, name, resolution, vocabulary, columns, splits, log)
+  except OutputError as e:
+    raise CatalogError(f'{e} Nothing was installed.') from None
+  return report
+
+
+def _write_catalog(report: BuildReport, data_dir: str, name: str, resolution: int,
+                   vocabulary: Dict[str, List[str]], columns: Dict[str, str],
+                   splits: Dict[str, List[dict]], log: Callable[[str], None]) -> None:
+  """Writes the dataset into a temporary folder of data_dir, then moves it into place."""
+  os.makedirs(data_dir, exist_ok=True)
+  _clean_stale(data_dir, name)
+  final = report.path
+  description = (f'Product catalogue built by {BUILDER_ID} from {report.source}'
+                 f'{f" and {report.csv}" if report.csv else ""}: {report.num_images} images, '
+                 f'{resolution}x{resolution} RGB (fit={report.fit}); ClassLabel attributes: '
                  f'{", ".join(vocabulary)}.')
   work = tempfile.mkdtemp(prefix=f'.{name}.building-{os.getpid()}-', dir=data_dir)
   try:
@@ -664,7 +708,6 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
     _install(built, final, data_dir, name)
   finally:
     shutil.rmtree(work, ignore_errors=True)
-  return report
 
 
 # ----------------------------------------------------------------------------- CLI
