@@ -10,6 +10,7 @@ A read that fails with a storage hiccup (a gs:// timeout) is retried and, if it 
 stops with CheckpointUnavailableError: it is never taken for damage, and nothing is moved.
 """
 import os
+import sys
 import time
 from typing import Optional
 
@@ -56,6 +57,34 @@ def is_transient(error: BaseException) -> bool:
       return True
     error = error.__cause__ or error.__context__
   return False
+
+
+def _is_closed_loop_echo(kind, value, tb) -> bool:
+  """A tensorstore read finishing after orbax gave up on a damaged checkpoint: its callback finds
+  orbax's event loop closed. Harmless (the failure was already handled), but printed as a
+  traceback from a background thread; it is the only error this filter drops."""
+  if not (kind is RuntimeError and str(value) == 'Event loop is closed'):
+    return False
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return tb is not None and tb.tb_frame.f_code.co_name == '_check_closed'
+
+
+def _install_closed_loop_filter():
+  """Once per process, on both paths such a callback error is reported by."""
+  previous_excepthook, previous_unraisablehook = sys.excepthook, sys.unraisablehook
+  if getattr(previous_excepthook, 'drops_closed_loop_echo', False):
+    return
+
+  def excepthook(kind, value, tb):
+    if not _is_closed_loop_echo(kind, value, tb):
+      previous_excepthook(kind, value, tb)
+
+  def unraisablehook(report):
+    if not _is_closed_loop_echo(report.exc_type, report.exc_value, report.exc_traceback):
+      previous_unraisablehook(report)
+  excepthook.drops_closed_loop_echo = True
+  sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
 def checkpoint_dir(workdir: str, subdir: str = CHECKPOINT_DIR) -> str:
@@ -133,6 +162,7 @@ class Checkpointer:
     Locally an error that is not a hiccup is damage at once; on remote storage every error is
     retried, and only one that comes back on every attempt counts as damage.
     """
+    _install_closed_loop_filter()  # Before: sibling reads of a failed one report as it fails.
     for attempt in range(READ_ATTEMPTS):
       try:
         return self._restore(template, step)

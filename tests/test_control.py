@@ -333,10 +333,11 @@ def test_inversion_recovers_a_generated_image_and_its_attributes(run):
   truth = _most_distinct_attributes(run, 'handbag', z)
   generated = np.asarray(run.generate(z, vocab.encode(truth)[None]))
   photo = output.as_uint8(generated)[0]  # As if saved to PNG and loaded back.
-  config = inversion.InversionConfig(steps=40, restarts=4, seed=0)
+  # 60 steps x 8 restarts found the truth for 3 latents x 2 seeds; 40 x 4 missed 2 of 6 colours.
+  config = inversion.InversionConfig(steps=60, restarts=8, seed=0)
   result = inversion.invert(run, photo, known={'category': 'handbag'}, config=config)
   assert result.attributes == truth  # Found, not only a better PSNR.
-  assert result.loss_history.shape == (40,)
+  assert result.loss_history.shape == (60,)
   assert result.loss_history[-1] < result.loss_history[0]
   assert result.psnr > result.initial_psnr + 3.0, (result.psnr, result.initial_psnr)
   mse, psnr = inversion.mse_psnr(result.reconstruction, inversion.to_float(photo))

@@ -253,6 +253,7 @@ def test_inception_weights_add_inception_fid(run, tmp_path):
       'eval.inception_weights': weights, 'eval.num_samples': 8, 'eval.batch_size': 8,
       'eval.kid_subsets': 2, 'eval.kid_subset_size': 4})
   evaluator = evaluator_lib.Evaluator(small, spec, workdir)
-  assert evaluator.settings()['inception'] and not evaluator.notes
+  assert evaluator.settings()['inception']
+  assert not [note for note in evaluator.notes if 'Inception' in note], evaluator.notes
   scalars = evaluator.evaluate(state)
   assert np.isfinite(scalars['eval/inception_fid']) and scalars['eval/inception_fid'] > 0

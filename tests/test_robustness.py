@@ -165,6 +165,24 @@ def _restore_template(workdir):
   return loading.state_template(run_config, generator, discriminator, vocab.num_classes)
 
 
+def test_only_the_closed_event_loop_echo_of_a_failed_read_is_silenced():
+  """A damaged checkpoint's sibling reads finish after orbax closed its event loop; their
+  callbacks' 'Event loop is closed' must not print tracebacks, and nothing else is dropped."""
+  import asyncio
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as e:
+    echo = e
+  assert checkpoint._is_closed_loop_echo(RuntimeError, echo, echo.__traceback__)
+  try:
+    raise RuntimeError('Event loop is closed')  # Same words, raised elsewhere: a real error.
+  except RuntimeError as e:
+    assert not checkpoint._is_closed_loop_echo(RuntimeError, e, e.__traceback__)
+  assert not checkpoint._is_closed_loop_echo(ValueError, ValueError('x'), None)
+
+
 def test_divergence_stops_loudly_and_keeps_last_good_checkpoint(tfds_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   config = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0})
