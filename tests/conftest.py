@@ -9,10 +9,21 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# Compiling, not running, is most of a tiny test's time, and many tests (and the gan.* processes
+# they start, which inherit this) compile the same programs. One persistent compilation cache per
+# test session, shared by the xdist workers (set here, before they start); empty at the start,
+# so nothing carries over from an older run.
+_OWN_CACHE = None
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _OWN_CACHE = tempfile.mkdtemp(prefix='productgan-test-jax-cache-')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _OWN_CACHE
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 
 import pytest  # noqa: E402
 
@@ -44,41 +55,52 @@ def tiny_config(**overrides):
   return c
 
 
+def pytest_unconfigure(config):
+  if _OWN_CACHE:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+def _build_once(tmp_path_factory, name, build):
+  """`build(path)` once per test session, shared by every pytest-xdist worker.
+
+  The workers share the parent of their temp directories: the first one to get there builds
+  (under a file lock), the others reuse what it built. Tests only read it (copy it to change it).
+  """
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    shared = shared.parent
+  path = shared / name
+  with open(shared / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      if not (shared / f'{name}.done').exists():
+        shutil.rmtree(path, ignore_errors=True)  # A worker that died half-way.
+        build(str(path))
+        (shared / f'{name}.done').touch()
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+  return str(path)
+
+
 @pytest.fixture(scope='session')
 def tfds_dir(tmp_path_factory):
-  """One TFDS data dir shared by the tests, with synthetic_products/tiny built once."""
-  import tensorflow_datasets as tfds
-  import gan.data  # noqa: F401
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  tfds.builder('synthetic_products/tiny', data_dir=data_dir).download_and_prepare()
-  return data_dir
+  """One TFDS data dir, with synthetic_products/tiny built once."""
+  def build(data_dir):
+    import tensorflow_datasets as tfds
+    import gan.data  # noqa: F401
+    tfds.builder('synthetic_products/tiny', data_dir=data_dir).download_and_prepare()
+  return _build_once(tmp_path_factory, 'tfds', build)
 
 
 @pytest.fixture(scope='session')
 def trained_run_dir(tfds_dir, tmp_path_factory):
-  """One tiny trained run (checkpoints at steps 2 and 4), trained once per test session.
-
-  Under pytest-xdist every worker would build it again; the workers share the parent of their
-  temp directories, so the first one trains there (under a file lock) and the others reuse its
-  run. Tests only read it (copy it to change it).
-  """
-  from gan import train
-  shared = tmp_path_factory.getbasetemp()
-  if os.environ.get('PYTEST_XDIST_WORKER'):
-    shared = shared.parent
-  workdir = shared / 'control_run'
-  with open(shared / 'control_run.lock', 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-      if not (shared / 'control_run.done').exists():
-        shutil.rmtree(workdir, ignore_errors=True)  # A worker that died half-way.
-        config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 4,
-                                'sample_every_steps': 0})
-        train.train_and_evaluate(config, str(workdir))
-        (shared / 'control_run.done').touch()
-    finally:
-      fcntl.flock(lock, fcntl.LOCK_UN)
-  return str(workdir)
+  """One tiny trained run (checkpoints at steps 2 and 4), trained once per test session."""
+  def build(workdir):
+    from gan import train
+    config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 4,
+                            'sample_every_steps': 0})
+    train.train_and_evaluate(config, workdir)
+  return _build_once(tmp_path_factory, 'control_run', build)
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
