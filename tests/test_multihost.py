@@ -33,9 +33,15 @@ def _config(tmp_path, data_dir, steps, sample_every=0, name='cfg.py'):
   return str(path)
 
 
-def _env(devices):
-  return dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-              PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+def _env(devices, processes=1):
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+  if processes > 1:
+    # Without the test session's compilation cache: a process that finds its programs there
+    # reaches the first all-reduce long before its peer has compiled, and gloo's 30 s
+    # rendezvous times out on a busy 2-core machine.
+    env.pop('JAX_COMPILATION_CACHE_DIR', None)
+  return env
 
 
 def _free_port():
@@ -45,7 +51,7 @@ def _free_port():
 
 
 def _run_all(cmds, devices, timeout=600):
-  procs = [subprocess.Popen(cmd, cwd=REPO, env=_env(devices), stdout=subprocess.PIPE,
+  procs = [subprocess.Popen(cmd, cwd=REPO, env=_env(devices, len(cmds)), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True) for cmd in cmds]
   outs = [p.communicate(timeout=timeout)[0] for p in procs]
   for p, out in zip(procs, outs):
@@ -129,12 +135,17 @@ def test_sigterm_on_a_multi_process_run_checkpoints_every_process_and_exits_zero
   procs = [subprocess.Popen(
       [sys.executable, '-m', 'gan.main', f'--config={config}', f'--workdir={workdir}',
        f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2', f'--process_id={i}'],
-      cwd=REPO, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-      for i in range(2)]
+      cwd=REPO, env=_env(2, processes=2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True) for i in range(2)]
   try:
     deadline = time.time() + 600
     while not glob.glob(os.path.join(workdir, 'checkpoints', '2', 'commit_success.txt')):
-      assert all(p.poll() is None for p in procs) and time.time() < deadline
+      if not all(p.poll() is None for p in procs) or time.time() > deadline:
+        for p in procs:
+          p.kill()
+        outs = [p.communicate()[0][-3000:] for p in procs]
+        raise AssertionError(f'exit codes {[p.returncode for p in procs]} before the first '
+                             'checkpoint:\n' + '\n----\n'.join(outs))
       time.sleep(0.05)
     procs[1].send_signal(signal.SIGTERM)
     outs = [p.communicate(timeout=300)[0] for p in procs]
