@@ -10,8 +10,8 @@ import time
 import numpy as np
 
 from gan import checkpoint
+from tests.conftest import REPO, tool_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, 'tests', 'multihost_worker.py')
 
 CONFIG_FILE = """
@@ -34,8 +34,7 @@ def _config(tmp_path, data_dir, steps, sample_every=0, name='cfg.py'):
 
 
 def _env(devices, processes=1):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
+  env = tool_env(devices)
   if processes > 1:
     # Without the test session's compilation cache: a process that finds its programs there
     # reaches the first all-reduce long before its peer has compiled, and gloo's 30 s

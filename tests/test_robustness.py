@@ -14,9 +14,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from gan import checkpoint, train, workdir as workdir_lib
-from tests.conftest import tiny_config
+from tests.conftest import REPO, tiny_config, tool_env
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIG_FILE = """
 from tests.conftest import tiny_config
@@ -35,10 +34,8 @@ def _write_config(tmp_path, data_dir, steps):
 
 
 def _launch(config_path, workdir):
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
-             PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
   return subprocess.Popen([sys.executable, '-m', 'gan.main', f'--config={config_path}',
-                           f'--workdir={workdir}'], cwd=REPO, env=env,
+                           f'--workdir={workdir}'], cwd=REPO, env=tool_env(2),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -48,8 +48,9 @@ ATOL = 2e-5
 
 @pytest.mark.parametrize('overrides', [
     {},  # DCGAN: batch-norm D (cross-replica BN), non-saturating loss.
-    {'model.d_norm': 'spectral', 'loss': 'hinge', 'd_steps_per_g_step': 2},
-    {'model.latent_in_every_layer': True},
+    # Spectral-norm D, hinge loss, two D steps per G step; z in every conditional BN.
+    {'model.d_norm': 'spectral', 'loss': 'hinge', 'd_steps_per_g_step': 2,
+     'model.latent_in_every_layer': True},
 ])
 def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
   assert jax.local_device_count() >= 8, 'conftest forces 8 CPU devices'
