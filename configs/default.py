@@ -62,6 +62,8 @@ def get_config():
   config.mode_seeking_weight = 0.0     # Mode-seeking regulariser (Mao et al. 2019): G maximises the image
                                        # distance over latent distance of two fakes of one condition
                                        # (each device pairs its batch halves). Against one image per condition.
+  config.mode_seeking_pool = 1         # Measure that image distance on images average-pooled by this factor
+                                       # (>1: reward variety in shape, placement and tone, not fine texture).
   config.d_steps_per_g_step = 1
   config.attribute_dropout = 0.2       # Probability that each attribute is replaced by 'unspecified' in
                                        # training, so users can fix some attributes and leave the rest to G.

@@ -62,6 +62,11 @@ def check_mode_seeking_config(config) -> float:
   weight = float(config.get('mode_seeking_weight', 0.0))
   if weight < 0:
     raise ValueError(f'mode_seeking_weight must be >= 0, got {weight}.')
+  pool = int(config.get('mode_seeking_pool', 1))
+  resolution = config.data.resolution
+  if pool < 1 or resolution % pool:
+    raise ValueError(f'mode_seeking_pool must be a positive divisor of data.resolution '
+                     f'({resolution}), got {pool}.')
   return weight
 
 
@@ -184,7 +189,8 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
         aux['g_class_loss'] = class_loss
       if ms_weight:  # Two latents, one condition: different images (MSGAN).
         ratio = losses_lib.mode_seeking_ratio(fake_images[:half], fake_images[half:2 * half],
-                                              z[:half], z[half:2 * half])
+                                              z[:half], z[half:2 * half],
+                                              pool=config.get('mode_seeking_pool', 1))
         total += ms_weight * losses_lib.mode_seeking_penalty(ratio)
         aux['g_mode_seeking_ratio'] = ratio
       return total, aux

@@ -111,6 +111,20 @@ def test_mode_seeking_term_spreads_the_images_of_one_condition():
   assert 'g_mode_seeking_ratio' not in plain
   with pytest.raises(ValueError, match='mode_seeking_weight must be >= 0'):
     _setup(tiny_config(mode_seeking_weight=-1.0))
+  with pytest.raises(ValueError, match='mode_seeking_pool must be a positive divisor'):
+    _setup(tiny_config(mode_seeking_weight=1.0, mode_seeking_pool=3))
+
+
+def test_pooled_mode_seeking_distance_ignores_fine_texture():
+  """A 2-pixel checkerboard flip is a large pixel distance but none after 2x2 pooling; a shift of
+  the whole image's tone counts the same either way."""
+  from gan import losses
+  checks = np.indices((8, 8)).sum(axis=0) % 2 * 2.0 - 1.0
+  a = jnp.asarray(checks[None, :, :, None])
+  z_a, z_b = jnp.zeros((1, 4)), jnp.ones((1, 4))
+  assert float(losses.mode_seeking_ratio(a, -a, z_a, z_b)) == pytest.approx(2.0)
+  assert float(losses.mode_seeking_ratio(a, -a, z_a, z_b, pool=2)) == pytest.approx(0.0)
+  assert float(losses.mode_seeking_ratio(a, a + 0.5, z_a, z_b, pool=4)) == pytest.approx(0.5)
 
 
 def test_auxiliary_heads_learn_the_real_attributes():
