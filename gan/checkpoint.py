@@ -1,10 +1,12 @@
 """Thin orbax CheckpointManager wrapper: save, restore the newest intact checkpoint, fall back.
 
-Layout under the workdir:
+Layout under the workdir (names in gan/rundir.py):
   checkpoints/<step>/state      the whole GANState (orbax StandardSave)
   best_checkpoint/<step>/state  the best checkpoint (when evaluation is on)
   checkpoints_damaged/<step>-<time>  damaged checkpoints moved aside by training (never deleted)
-  vocabulary.json               attribute names/values (written before the first checkpoint)
+
+One restore path for everyone: training restores with moving damaged steps aside; the sampling
+tools open the same Checkpointer with read_only=True, which never changes anything on disk.
 
 A read that fails with a storage hiccup (a gs:// timeout) is retried and, if it keeps failing,
 stops with CheckpointUnavailableError: it is never taken for damage, and nothing is moved.
@@ -19,8 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-CHECKPOINT_DIR = 'checkpoints'
-BEST_CHECKPOINT_DIR = 'best_checkpoint'  # The best-by-FID checkpoint, kept apart from the latest.
+from gan import rundir
 
 
 class CheckpointError(RuntimeError):
@@ -87,18 +88,18 @@ def _install_closed_loop_filter():
   sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
 
 
-def checkpoint_dir(workdir: str, subdir: str = CHECKPOINT_DIR) -> str:
-  return os.path.join(os.path.abspath(workdir) if '://' not in workdir else workdir, subdir)
+def checkpoint_dir(workdir: str, subdir: str = rundir.CHECKPOINTS) -> str:
+  return rundir.join(workdir, subdir)
 
 
 class Checkpointer:
   """Periodic/final checkpoints of GANState with restore-or-init and damaged-checkpoint fallback."""
 
   def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
-               subdir: str = CHECKPOINT_DIR):
+               subdir: str = rundir.CHECKPOINTS):
     self.directory = checkpoint_dir(workdir, subdir)
     self.read_only = read_only
-    self.remote = '://' in self.directory
+    self.remote = rundir.is_remote(self.directory)
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                            read_only=read_only, enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=('state',))

@@ -8,15 +8,13 @@ The attribute classifier the metrics use is the run's cached one (DIR/eval_class
 now if the run never evaluated. Flags override the run's config.eval fields for this evaluation.
 """
 import argparse
-import json
-import os
 import sys
 from typing import Dict, List, Optional
 
 from absl import logging
 
 from gan import checkpoint as checkpoint_lib
-from gan import destinations, errors
+from gan import destinations, errors, rundir
 
 # User errors -> exit code (README "When something goes wrong"); others are bugs.
 EXIT_CODES = (
@@ -92,12 +90,9 @@ def run_evaluation(workdir: str, checkpoint: str = 'best', num_samples: Optional
   report = {'workdir': workdir, 'step': run.step, 'checkpoint': run.checkpoint,
             'metrics': result.scalars, 'confusion': result.confusion, 'notes': result.notes,
             'settings': evaluator.settings()}
-  path = output or os.path.join(workdir, f'eval_{run.step}.json')
+  path = output or rundir.eval_report_path(workdir, run.step)
   with destinations.writing(path, 'the report'):
-    tf.io.gfile.makedirs(os.path.dirname(path) or '.')
-    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-      f.write(json.dumps(report, indent=2) + '\n')
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+    rundir.write_json(path, report)
   report['path'] = path
   return report
 

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from gan import destinations
+from gan import destinations, rundir
 from gan.control import cli, inversion, output, postprocess
 
 DESCRIPTION = __doc__
@@ -61,7 +61,7 @@ def run_invert(args) -> int:
   if args.num < 0:
     raise cli.UsageError(f'--num must be >= 0, got {args.num}.')
   # Before the (slower) checkpoint restore: a bad photo or attribute fails fast.
-  run_config = loading.load_config(args.workdir)
+  run_config = rundir.load_config(args.workdir)
   vocab = Vocabulary.load(args.workdir) if run_config.model.conditional else \
       Vocabulary.from_dict({})
   if (args.attr or args.known or args.sweep) and not vocab.names:

@@ -8,7 +8,6 @@
 
 Every option: the README's "Steering a trained model" section.
 """
-import json
 import os
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from gan import destinations
+from gan import destinations, rundir
 from gan.control import cli, output, postprocess
 from gan.control.latents import check_truncation
 
@@ -92,8 +91,8 @@ def _report_attributes(args, vocab, names, labels, requested, shown: int = 16):
     print(f'... ({len(names) - shown} more)')
   if args.out_dir:
     path = os.path.join(args.out_dir, 'attributes.json')
-    with destinations.writing(path, 'the attributes'), open(path, 'w') as f:
-      json.dump(decoded, f, indent=1)
+    with destinations.writing(path, 'the attributes'):
+      rundir.write_json(path, decoded, indent=1)
     print(f'wrote {path}')
 
 

@@ -1,12 +1,12 @@
 """Sample grids: which (latent, label) pairs to draw, and how to tile and save images."""
 import dataclasses
 import io
-import os
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import numpy as np
 from PIL import Image
 
+from gan import rundir
 from gan.data.vocab import Vocabulary
 
 
@@ -67,12 +67,6 @@ def tile(images: np.ndarray, rows: int, cols: int, pad: int = 2, pad_value: int 
 
 def save_png(image: np.ndarray, path: str) -> str:
   """Writes a uint8 image atomically (local paths and gs:// alike)."""
-  import tensorflow as tf
-  tf.io.gfile.makedirs(os.path.dirname(path) or '.')
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format='PNG')
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'wb') as f:
-    f.write(buffer.getvalue())
-  tf.io.gfile.rename(tmp, path, overwrite=True)
-  return path
+  return rundir.atomic_write(path, buffer.getvalue())

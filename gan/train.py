@@ -1,8 +1,5 @@
 """The training driver: the only place with I/O. train_and_evaluate(config, workdir)."""
 import dataclasses
-import functools
-import json
-import os
 import time
 from typing import Dict, List
 
@@ -16,6 +13,7 @@ from clu import metric_writers, periodic_actions
 
 from gan import checkpoint as checkpoint_lib
 from gan import losses as losses_lib
+from gan import rundir
 from gan import optim, parallel, preemption, samples, state as state_lib, steps, workdir as workdir_lib
 from gan.data import augment as augment_lib
 from gan.data import diffaug
@@ -92,8 +90,8 @@ class SampleWriter:
       tiled = samples.tile(samples.to_uint8(out), grid.rows, grid.cols)
       images[f'samples/{grid.name}'] = tiled[None]
       if jax.process_index() == 0:
-        paths.append(samples.save_png(
-            tiled, os.path.join(self.workdir, 'samples', f'{grid.name}_{step:07d}.png')))
+        paths.append(samples.save_png(tiled, rundir.sample_grid_path(self.workdir, grid.name,
+                                                                     step)))
     self.writer.write_images(step, images)
     return paths
 

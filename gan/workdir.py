@@ -10,8 +10,8 @@ import ml_collections
 import tensorflow as tf
 from absl import logging
 
-LOCK_FILENAME = 'train.lock'
-CONFIG_FILENAME = 'config.json'
+from gan import rundir
+
 # A lock whose owner has not refreshed it for this long is considered abandoned (another host may
 # own it, so we cannot check its pid; the owner refreshes at every log step and at least hourly).
 STALE_LOCK_SECONDS = 2 * 3600
@@ -46,7 +46,7 @@ class WorkdirLock:
   """An exclusive lock file in the workdir, held by one training run (process 0 of it)."""
 
   def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, LOCK_FILENAME)
+    self.path = os.path.join(workdir, rundir.LOCK)
     self.owner = {'host': socket.gethostname(), 'pid': os.getpid()}
     self.held = False
 
@@ -109,10 +109,7 @@ class WorkdirLock:
       return
     info = self._read() or dict(self.owner, started=time.time())
     info['heartbeat'] = time.time()
-    tmp = self.path + '.tmp'
-    with tf.io.gfile.GFile(tmp, 'w') as f:
-      f.write(json.dumps(info))
-    tf.io.gfile.rename(tmp, self.path, overwrite=True)
+    rundir.atomic_write(self.path, json.dumps(info))
 
   def release(self) -> None:
     if self.held:
@@ -155,7 +152,7 @@ def config_differences(saved: Dict, current: Dict) -> Dict[str, Tuple[object, ob
 def check_and_save_config(workdir: str, config, allow_config_change: bool = False,
                           has_checkpoint: bool = False) -> None:
   """Refuses to resume a workdir whose checkpoints came from an incompatible config."""
-  path = os.path.join(workdir, CONFIG_FILENAME)
+  path = os.path.join(workdir, rundir.CONFIG)
   current = flatten(json.loads(config.to_json_best_effort()))
   if has_checkpoint and tf.io.gfile.exists(path):
     with tf.io.gfile.GFile(path) as f:
@@ -170,8 +167,4 @@ def check_and_save_config(workdir: str, config, allow_config_change: bool = Fals
           'the parameter shapes still match).')
     if diffs:
       logging.warning('Resuming with changed config fields (allowed): %s', diffs)
-  tf.io.gfile.makedirs(workdir)
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  rundir.save_config(workdir, config)

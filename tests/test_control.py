@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan import checkpoint
+from gan import checkpoint, rundir
 from gan import invert as invert_cli
 from gan import sample as sample_cli
 from gan.control import generation, inversion, latents, loading, output, postprocess, sefa
@@ -51,7 +51,7 @@ def test_load_run_restores_config_and_picks_checkpoints(run_dir, run, tmp_path):
   # Once evaluation has kept a best checkpoint, tools use it by default.
   copy = str(tmp_path / 'with_best')
   shutil.copytree(run_dir, copy)
-  best_dir = checkpoint.checkpoint_dir(copy, checkpoint.BEST_CHECKPOINT_DIR)
+  best_dir = checkpoint.checkpoint_dir(copy, rundir.BEST_CHECKPOINT)
   shutil.copytree(os.path.join(checkpoint.checkpoint_dir(copy), '2'), os.path.join(best_dir, '2'))
   best = loading.load_run(copy)
   assert (best.checkpoint, best.step) == ('best', 2)

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan import checkpoint, evaluate, train
+from gan import checkpoint, evaluate, rundir, train
 from gan.data import pipeline
 from gan.evaluation import evaluator as evaluator_lib
 from tests.conftest import tiny_config
@@ -99,7 +99,7 @@ def test_result_does_not_depend_on_stale_batch_stats(run):
 
 def test_classifier_is_cached_and_keyed_by_settings(run, monkeypatch):
   workdir, config, spec, _, evaluator = run
-  cache = os.path.join(workdir, evaluator_lib.CLASSIFIER_DIR)
+  cache = os.path.join(workdir, rundir.EVAL_CLASSIFIER)
   names = sorted(os.listdir(cache))
   prefix = 'synthetic_products_tiny_1.0.0_16px'
   assert {f'{prefix}.msgpack', f'{prefix}.json', f'{prefix}.key.json'} <= set(names), names
@@ -175,12 +175,12 @@ def test_best_checkpoint_keeps_the_lowest_fid(run, tmp_path):
   with pytest.raises(ValueError, match="ranks by 'eval/fid'"):
     best.update(5, state, {'eval/kid': 0.0})
   best.close()
-  assert checkpoint.Checkpointer(workdir, subdir=checkpoint.BEST_CHECKPOINT_DIR).steps() == [4]
+  assert checkpoint.Checkpointer(workdir, subdir=rundir.BEST_CHECKPOINT).steps() == [4]
   # A restarted run sees the same best and only replaces it with a better one.
   reopened = evaluator_lib.BestCheckpoint(workdir)
   assert reopened.best()[0] == 4
   assert not reopened.update(6, state, {'eval/fid': 3.5})
-  with open(os.path.join(workdir, evaluator_lib.BEST_JSON)) as f:
+  with open(os.path.join(workdir, rundir.BEST_CHECKPOINT_INFO)) as f:
     assert json.load(f)['step'] == 4
 
 
@@ -214,7 +214,7 @@ def test_evaluation_inside_training_keeps_the_best_checkpoint_sampling_uses(run,
   from tensorboard.backend.event_processing import event_accumulator
   from gan import sample as sample_cli
   workdir = str(tmp_path / 'run')
-  cache = os.path.join(run[0], evaluator_lib.CLASSIFIER_DIR)  # Same settings: no retraining.
+  cache = os.path.join(run[0], rundir.EVAL_CLASSIFIER)  # Same settings: no retraining.
   config = _config(run[1].data.data_dir, **{'eval_every_steps': 1, 'eval.classifier_dir': cache})
   train.train_and_evaluate(config, workdir)
 
@@ -224,11 +224,11 @@ def test_evaluation_inside_training_keeps_the_best_checkpoint_sampling_uses(run,
   assert len(eval_tags) > 10, events.Tags()['tensors']
   for tag in eval_tags:
     assert [e.step for e in events.Tensors(tag)] == [1], tag
-  with open(os.path.join(workdir, evaluator_lib.BEST_JSON)) as f:
+  with open(os.path.join(workdir, rundir.BEST_CHECKPOINT_INFO)) as f:
     best = json.load(f)
   assert best['step'] == 1 and best['metric'] in eval_tags
   assert best['metrics'] == pytest.approx({t: float(tf_value(events, t)) for t in eval_tags})
-  best_dir = checkpoint.BEST_CHECKPOINT_DIR
+  best_dir = rundir.BEST_CHECKPOINT
   assert checkpoint.Checkpointer(workdir, subdir=best_dir).steps() == [1]
 
   out = str(tmp_path / 'samples.png')

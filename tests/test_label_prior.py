@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from gan import rundir
 from gan.data import label_prior, pipeline
 
 NAMES, SIZES = ('category', 'colour', 'pattern'), (2, 3, 2)
@@ -70,7 +71,7 @@ def test_save_load_and_bad_files(tmp_path):
   assert label_prior.load(str(tmp_path / 'elsewhere'), NAMES, SIZES) is None
   with pytest.raises(ValueError, match='is for attributes .* but the model has'):
     label_prior.load(str(tmp_path), ('category', 'colour', 'size'), SIZES)
-  path = tmp_path / label_prior.LABEL_PRIOR_FILENAME
+  path = tmp_path / rundir.LABEL_DISTRIBUTION
   path.write_text(json.dumps({'attributes': list(NAMES), 'num_classes': list(SIZES),
                               'combinations': [[0, 5, 0]], 'counts': [1]}))
   with pytest.raises(ValueError, match='is damaged .* Delete'):
@@ -91,7 +92,7 @@ def test_from_split_counts_the_dataset_and_ensure_repairs(tfds_dir, tmp_path):
   np.testing.assert_array_equal(prior.counts, expected.counts)
   assert prior.counts.sum() == len(labels)
 
-  (tmp_path / label_prior.LABEL_PRIOR_FILENAME).write_text('not json')
+  (tmp_path / rundir.LABEL_DISTRIBUTION).write_text('not json')
   repaired = label_prior.ensure(str(tmp_path), spec, 'train')
   np.testing.assert_array_equal(repaired.counts, prior.counts)
   assert label_prior.load(str(tmp_path), vocab.names, vocab.num_classes) is not None

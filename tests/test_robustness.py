@@ -13,7 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from gan import checkpoint, train, workdir as workdir_lib
+from gan import checkpoint, rundir, train, workdir as workdir_lib
 from tests.conftest import REPO, tiny_config, tool_env
 
 
@@ -156,7 +156,7 @@ def test_transient_read_errors_are_retried_and_never_taken_for_damage(trained_ru
 
 def _restore_template(workdir):
   from gan.control import loading
-  run_config = loading.load_config(workdir)
+  run_config = rundir.load_config(workdir)
   vocab = loading.Vocabulary.load(workdir)
   generator, discriminator = loading.build_models(run_config, vocab.num_classes)
   return loading.state_template(run_config, generator, discriminator, vocab.num_classes)
@@ -190,7 +190,7 @@ def test_divergence_stops_loudly_and_keeps_last_good_checkpoint(tfds_dir, tmp_pa
                                                   r'checkpoint is step 4'):
     train.train_and_evaluate(config, workdir, allow_config_change=True)
   assert checkpoint.Checkpointer(workdir).latest_step() == 4
-  assert not os.path.exists(os.path.join(workdir, workdir_lib.LOCK_FILENAME))
+  assert not os.path.exists(os.path.join(workdir, rundir.LOCK))
 
 
 def test_second_trainer_on_same_workdir_refuses(tmp_path):

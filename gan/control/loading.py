@@ -6,64 +6,20 @@ picked one, best_checkpoint/).
 """
 import dataclasses
 import functools
-import json
-import os
 from typing import Any, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 
-from configs import default as default_config
 from gan import checkpoint as checkpoint_lib
-from gan import optim, state as state_lib, steps
+from gan import optim, rundir, state as state_lib, steps
 from gan.data import label_prior as label_prior_lib
 from gan.data.vocab import Vocabulary
 from gan.models import build_models
 
-CONFIG_FILENAME = 'config.json'
 CheckpointChoice = Union[str, int]
-
-
-def _tuples(value):
-  """JSON lists back to tuples (configs use tuples for sequences)."""
-  if isinstance(value, dict):
-    return {k: _tuples(v) for k, v in value.items()}
-  if isinstance(value, list):
-    return tuple(_tuples(v) for v in value)
-  return value
-
-
-def _merge(base: dict, override: dict) -> dict:
-  out = dict(base)
-  for key, value in override.items():
-    if isinstance(value, dict) and isinstance(out.get(key), dict):
-      out[key] = _merge(out[key], value)
-    else:
-      out[key] = value
-  return out
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run was trained with (workdir/config.json).
-
-  Fields missing from an older run's file take today's defaults; JSON lists become tuples again
-  (placeholders that were unset come back as None, which is what the code expects of them).
-  """
-  import tensorflow as tf  # Imported on first use: a mistyped flag fails in 2 s, not 10.
-  path = os.path.join(workdir, CONFIG_FILENAME)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'No {CONFIG_FILENAME} in {workdir!r}: is it the workdir of a '
-                            'productgan training run (python -m gan.main --workdir=...)?')
-  with tf.io.gfile.GFile(path) as f:
-    try:
-      saved = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'The run config {path} is damaged ({e}).') from e
-  merged = _merge(default_config.get_config().to_dict(), _tuples(saved))
-  return ml_collections.ConfigDict(merged)
 
 
 @dataclasses.dataclass
@@ -159,7 +115,7 @@ def load_run(workdir: str, checkpoint: CheckpointChoice = 'best') -> Run:
   'latest', or a step number (looked up among the periodic and the best checkpoints).
   """
   choice = parse_checkpoint(checkpoint)
-  config = load_config(workdir)
+  config = rundir.load_config(workdir)
   vocabulary = Vocabulary.load(workdir)
   if not config.model.conditional:
     vocabulary = Vocabulary.from_dict({})
@@ -167,7 +123,7 @@ def load_run(workdir: str, checkpoint: CheckpointChoice = 'best') -> Run:
   generator, discriminator = build_models(config, num_classes)
   template = state_template(config, generator, discriminator, num_classes)
 
-  regular, best = checkpoint_lib.CHECKPOINT_DIR, checkpoint_lib.BEST_CHECKPOINT_DIR
+  regular, best = rundir.CHECKPOINTS, rundir.BEST_CHECKPOINT
   if choice == 'best':
     subdir, step, kind = (best, None, 'best') if _has_checkpoints(workdir, best) \
         else (regular, None, 'latest')
@@ -183,35 +139,13 @@ def load_run(workdir: str, checkpoint: CheckpointChoice = 'best') -> Run:
     raise FileNotFoundError(f'No checkpoints in {checkpoint_lib.checkpoint_dir(workdir, subdir)}: '
                             'train first (python -m gan.main --workdir=...).')
   checkpointer = checkpoint_lib.Checkpointer(workdir, read_only=True, subdir=subdir)
-  try:
-    state, restored_step = _restore_read_only(checkpointer, template, step)
+  try:  # read_only: damaged steps are skipped, never moved (training may be running beside us).
+    state, restored_step = checkpointer.restore(template, step)
   finally:
     checkpointer.close()
+  if state is None:
+    raise FileNotFoundError(f'No checkpoints in {checkpointer.directory}: train first '
+                            '(python -m gan.main --workdir=...).')
   state = jax.device_put(state)  # Once, rather than a host-to-device copy per sampling call.
   return Run(workdir, config, vocabulary, generator, discriminator, state, int(restored_step), kind)
 
-
-def _restore_read_only(checkpointer, template, step):
-  """Restores `step`, or the newest readable checkpoint, touching nothing on disk.
-
-  Checkpointer.restore without a step moves damaged checkpoints aside (so training can rewrite
-  them); a sampling tool, possibly running next to training, must not, so it asks for each step
-  explicitly and only skips the damaged ones (a storage error that persists stops it instead).
-  """
-  if step is not None:
-    return checkpointer.restore(template, step)
-  steps = checkpointer.steps()
-  errors = []
-  for candidate in reversed(steps):
-    try:
-      return checkpointer.restore(template, candidate)
-    except checkpoint_lib.CheckpointError as e:
-      errors.append(f'step {candidate}: {str(e)[:300]}')
-      logging.warning('Checkpoint at step %d in %s cannot be read (%s); trying an older one.',
-                      candidate, checkpointer.directory, errors[-1])
-  if not steps:
-    raise FileNotFoundError(f'No checkpoints in {checkpointer.directory}: train first '
-                            '(python -m gan.main --workdir=...).')
-  raise checkpoint_lib.CheckpointError(
-      f'Every checkpoint in {checkpointer.directory} (steps {steps}) is damaged or incomplete; '
-      'nothing was changed on disk. Train again, or restore the folder from a backup.')

@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from gan import destinations, samples
+from gan import destinations, rundir, samples
 
 
 def as_uint8(images) -> np.ndarray:
@@ -65,12 +65,7 @@ def encode_gif(images, duration_ms: int = 120, boomerang: bool = False) -> bytes
 
 
 def save_gif(images, path: str, duration_ms: int = 120, boomerang: bool = False) -> str:
-  import tensorflow as tf  # gfile: local paths and gs:// buckets alike.
   data = encode_gif(images, duration_ms, boomerang)
   with destinations.writing(path, 'the GIF'):
-    tf.io.gfile.makedirs(os.path.dirname(path) or '.')
-    tmp = path + '.tmp'
-    with tf.io.gfile.GFile(tmp, 'wb') as f:
-      f.write(data)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    rundir.atomic_write(path, data)
   return path

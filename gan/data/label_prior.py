@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-LABEL_PRIOR_FILENAME = 'label_distribution.json'
+from gan import rundir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,30 +99,20 @@ class LabelPrior:
                np.asarray(data['counts'], np.int64))
 
   def save(self, directory: str) -> str:
-    import tensorflow as tf  # gfile: local paths and gs:// alike.
-    tf.io.gfile.makedirs(directory)
-    path = os.path.join(directory, LABEL_PRIOR_FILENAME)
-    with tf.io.gfile.GFile(path + '.tmp', 'w') as f:
-      f.write(self.to_json())
-    tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
-    return path
+    return rundir.atomic_write(os.path.join(directory, rundir.LABEL_DISTRIBUTION), self.to_json())
 
 
 def load(directory: str, names: Sequence[str], num_classes: Sequence[int]) -> Optional[LabelPrior]:
   """The run's saved distribution, or None if it has none. A damaged file, or one written for other
   attributes, is an error that says how to recover."""
-  import tensorflow as tf
-  path = os.path.join(directory, LABEL_PRIOR_FILENAME)
-  if not tf.io.gfile.exists(path):
-    return None
+  path = os.path.join(directory, rundir.LABEL_DISTRIBUTION)
   fix = (f'Delete {path} to sample with the model\'s "unspecified" label (--any=unspecified); the '
          'next `python -m gan.main` or `python -m gan.evaluate` on this workdir rewrites it from '
          'the dataset.')
   try:
-    with tf.io.gfile.GFile(path) as f:
-      prior = LabelPrior.from_json(f.read())
-  except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f'The label distribution {path} is damaged ({e}). {fix}') from e
+    prior = rundir.read_run_file(directory, rundir.LABEL_DISTRIBUTION, LabelPrior.from_json, fix)
+  except FileNotFoundError:
+    return None  # Runs from before the file existed sample with the model's own label.
   if prior.names != tuple(names) or prior.num_classes != tuple(num_classes):
     raise ValueError(f'The label distribution {path} is for attributes '
                      f'{dict(zip(prior.names, prior.num_classes))}, but the model has '

@@ -10,7 +10,8 @@ from typing import Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 
-VOCAB_FILENAME = 'vocabulary.json'
+from gan import rundir
+
 # Colour and color are the same attribute to a user: accept either spelling.
 _ALIASES = {'color': 'colour', 'colour': 'color'}
 
@@ -99,26 +100,10 @@ class Vocabulary:
     return cls(tuple((a['name'], tuple(a['values'])) for a in data['attributes']))
 
   def save(self, directory: str) -> str:
-    import tensorflow as tf  # gfile: works for local paths and gs:// buckets alike.
-    tf.io.gfile.makedirs(directory)
-    path = os.path.join(directory, VOCAB_FILENAME)
-    tmp = path + '.tmp'
-    with tf.io.gfile.GFile(tmp, 'w') as f:
-      f.write(self.to_json())
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-    return path
+    return rundir.atomic_write(os.path.join(directory, rundir.VOCABULARY), self.to_json())
 
   @classmethod
   def load(cls, directory: str) -> 'Vocabulary':
-    import tensorflow as tf
-    path = os.path.join(directory, VOCAB_FILENAME)
-    if not tf.io.gfile.exists(path):
-      raise FileNotFoundError(f'No attribute vocabulary at {path}: is {directory!r} the workdir of a '
-                              'productgan training run?')
-    with tf.io.gfile.GFile(path) as f:
-      text = f.read()
-    try:
-      return cls.from_json(text)
-    except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(f'The vocabulary file {path} is damaged ({e}); copy it from another checkpoint '
-                       'of the same run or re-run training to rewrite it.') from e
+    return rundir.read_run_file(directory, rundir.VOCABULARY, cls.from_json,
+                                'Copy it from a backup of the same run, or rerun training on this '
+                                'workdir to rewrite it.')
