@@ -81,7 +81,7 @@ import tensorflow as tf
 from absl import logging
 
 from gan import checkpoint as checkpoint_lib
-from gan import samples, steps
+from gan import rundir, samples, steps
 from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
 from gan.evaluation import classifier as classifier_lib
@@ -717,7 +717,7 @@ class BestCheckpoint:
 
   @property
   def directory(self) -> str:
-    return checkpoint_lib.checkpoint_dir(self.workdir, checkpoint_lib.BEST_CHECKPOINT_DIR)
+    return checkpoint_lib.checkpoint_dir(self.workdir, rundir.BEST_CHECKPOINT)
 
   def best(self) -> Optional[Tuple[int, Dict[str, float]]]:
     """(step, metrics) of the best checkpoint so far, or None."""
@@ -749,7 +749,7 @@ class BestCheckpoint:
       return False
     if self._checkpointer is None:
       self._checkpointer = checkpoint_lib.Checkpointer(
-          self.workdir, max_to_keep=1, subdir=checkpoint_lib.BEST_CHECKPOINT_DIR)
+          self.workdir, max_to_keep=1, subdir=rundir.BEST_CHECKPOINT)
     if step not in self._checkpointer.steps():  # e.g. re-evaluated after a crash before the JSON
       self._checkpointer.save(step, state)
     kept = {k: float(v) for k, v in metrics_.items()}
