@@ -1,4 +1,4 @@
-"""The native tiled transforms compute exactly upconv's XLA transforms, and fall back cleanly.
+"""The native tiled transforms compute exactly toomcook's XLA transforms, and fall back cleanly.
 
 Every op (kin, kin_t, pout, pout_t) of both Toom schemes against the pure-XLA version on grids of
 1-3 tiles per axis (all 16 boundary classes of the kernel's tables) and channel counts with and
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan.models import downconv, native, tiled, upconv
+from gan.models import downconv, native, tiled, toomcook, upconv
 
 HAS_COMPILER = any(shutil.which(c) for c in ('g++', 'c++', 'clang++'))
 needs_native = pytest.mark.skipif(not native.available(), reason='native kernels not built')
@@ -43,11 +43,11 @@ def test_kernels_build_where_a_compiler_exists():
 @pytest.mark.parametrize('c', [16, 35])
 @pytest.mark.parametrize('op', OPS)
 def test_native_op_matches_xla(op, scheme, g, c):
-  s = upconv.SCHEMES[scheme]
+  s = toomcook.SCHEMES[scheme]
   x = _input(op, s, g, c)
-  assert tiled.supports(op, s, x)
+  assert toomcook.use_native(op, s, x)
   got = jax.jit(lambda x: getattr(tiled, op)(s, g, x))(x)
-  want = getattr(upconv, '_' + op)(scheme, g, x)
+  want = getattr(toomcook, op + '_xla')(scheme, g, x)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(want))))
 
@@ -57,22 +57,22 @@ def test_native_op_matches_xla(op, scheme, g, c):
 @pytest.mark.parametrize('pair', [('kin', 'kin_t'), ('pout', 'pout_t')])
 def test_native_pairs_are_adjoint(scheme, pair):
   """<op(x), y> == <x, op_t(y)>: what the custom VJPs rely on."""
-  s, g, c = upconv.SCHEMES[scheme], (2, 2, 3), 24
+  s, g, c = toomcook.SCHEMES[scheme], (2, 2, 3), 24
   op, op_t = (getattr(tiled, name) for name in pair)
   x, y = _input(pair[0], s, g, c, seed=1), _input(pair[1], s, g, c, seed=2)
   lhs, rhs = jnp.vdot(op(s, g, x), y), jnp.vdot(x, op_t(s, g, y))
   np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
 
 
-def test_supports_only_float32_cpu_toom_with_wide_runs():
-  s4, gemm = upconv.SCHEMES['toom4'], upconv.SCHEMES['gemm']
+def test_native_only_float32_cpu_toom_with_wide_runs():
+  s4, gemm = toomcook.SCHEMES['toom4'], toomcook.SCHEMES['gemm']
   x = jnp.zeros((1, 4, 4, 32))
-  assert tiled.supports('kin', s4, x) == native.available()
-  assert not tiled.supports('kin', gemm, x)  # XLA fuses the GEMM scheme's copy / overlap-add
-  assert not tiled.supports('kin', s4, x[..., :8])  # 8-float runs: XLA's loops win
-  assert not tiled.supports('kin', s4, x.astype(jnp.bfloat16))
+  assert toomcook.use_native('kin', s4, x) == native.available()
+  assert not toomcook.use_native('kin', gemm, x)  # XLA fuses the GEMM scheme's copy / overlap-add
+  assert not toomcook.use_native('kin', s4, x[..., :8])  # 8-float runs: XLA's loops win
+  assert not toomcook.use_native('kin', s4, x.astype(jnp.bfloat16))
   # pout's runs are its output channels: the products hold Q*Q of them per row.
-  assert not tiled.supports('pout', s4, jnp.zeros((25, 1, 4 * 8)))
+  assert not toomcook.use_native('pout', s4, jnp.zeros((25, 1, 4 * 8)))
 
 
 @pytest.mark.parametrize('layer', ['up', 'down'])
@@ -99,11 +99,11 @@ def test_wide_layers_match_reference(layer):
 
 @needs_native
 def test_vmap_over_native_op():
-  s, g = upconv.SCHEMES['toom2'], (1, 2, 2)
+  s, g = toomcook.SCHEMES['toom2'], (1, 2, 2)
   xs = jnp.stack([_input('pout', s, g, 16, seed=i) for i in range(3)])
   got = jax.vmap(lambda x: tiled.pout(s, g, x))(xs)
   for i in range(3):
-    np.testing.assert_allclose(got[i], upconv._pout('toom2', g, xs[i]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[i], toomcook.pout_xla('toom2', g, xs[i]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.skipif(not HAS_COMPILER, reason='no C++ compiler on this machine')
@@ -117,10 +117,10 @@ def test_build_is_cached(tmp_path):
 # The layer must still compute the transposed convolution without the native kernels.
 _FALLBACK = '''
 import numpy as np, jax, jax.numpy as jnp
-from gan.models import native, tiled, upconv
+from gan.models import native, toomcook, upconv
 assert not native.available()
 x = jnp.asarray(np.random.default_rng(0).standard_normal((1, 4, 4, 32)), jnp.float32)
-assert not tiled.supports('kin', upconv.SCHEMES['toom4'], x)
+assert not toomcook.use_native('kin', toomcook.SCHEMES['toom4'], x)
 k = {'params': {'kernel': jnp.asarray(np.random.default_rng(1).standard_normal((4, 4, 32, 16)),
                                       jnp.float32)}}
 got = upconv.UPSAMPLERS.get('fast')(16).apply(k, x)

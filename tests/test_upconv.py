@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan.models import upconv
+from gan.models import toomcook, upconv
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 IMPLS = upconv.UPSAMPLERS.names()
@@ -124,7 +124,7 @@ def test_vmap_over_extra_axis(name):
 
 
 def test_schemes_flop_ratios():
-  ratios = {k: s.flops_ratio() for k, s in upconv.SCHEMES.items()}
+  ratios = {k: s.flops_ratio() for k, s in toomcook.SCHEMES.items()}
   assert ratios == {'gemm': 1.0, 'toom2': 9 / 16, 'toom4': 25 / 64}
 
 
@@ -140,7 +140,7 @@ def test_bad_input_is_a_clear_error(bad):
     upconv.UPSAMPLERS.get(upconv.DEFAULT_UPSAMPLER)(4).init(jax.random.PRNGKey(0), bad)
 
 
-@pytest.mark.parametrize('scheme', sorted(upconv.SCHEMES))
+@pytest.mark.parametrize('scheme', sorted(toomcook.SCHEMES))
 def test_batch_chunks_match_reference(scheme):
   x, kernel, cot = _data((4, 5, 4, 3, 6), seed=3)
   loss = lambda f: lambda x, k: jnp.vdot(f(x, k), cot)
@@ -171,9 +171,9 @@ def test_fast_layer_slices_as_choose_chunks_says(monkeypatch, batch, size, cin, 
 
 
 def test_choose_chunks():
-  assert upconv.choose_chunks('toom4', 64, 16, 16) == 1  # the DCGAN 16->32 layer: 1024 rows
-  assert upconv.choose_chunks('toom4', 64, 32, 32) == 2  # 4096 rows
-  assert upconv.choose_chunks('toom4', 64, 16, 16, min_rows=256) == 4
-  assert upconv.choose_chunks('toom4', 63, 16, 16) == 1  # the batch must divide
-  assert upconv.choose_chunks('toom4', 64, 8, 8) == 1
-  assert upconv.choose_chunks('gemm', 64, 32, 32) == 1
+  assert toomcook.choose_chunks('toom4', 64, 16, 16) == 1  # the DCGAN 16->32 layer: 1024 rows
+  assert toomcook.choose_chunks('toom4', 64, 32, 32) == 2  # 4096 rows
+  assert toomcook.choose_chunks('toom4', 64, 16, 16, min_rows=256) == 4
+  assert toomcook.choose_chunks('toom4', 63, 16, 16) == 1  # the batch must divide
+  assert toomcook.choose_chunks('toom4', 64, 8, 8) == 1
+  assert toomcook.choose_chunks('gemm', 64, 32, 32) == 1

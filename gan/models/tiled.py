@@ -1,7 +1,7 @@
-"""The Toom-Cook transforms of `upconv` (kin, kin_t, pout, pout_t) as one native pass each.
+"""The Toom-Cook transforms of `toomcook` (kin, kin_t, pout, pout_t) as one native pass each.
 
-Same functions as upconv's pure-XLA `_kin`, `_kin_t`, `_pout`, `_pout_t` (taking the `Scheme`
-itself rather than its name), computed by the `productgan_tiled_transform` FFI kernel
+Same functions as toomcook's pure-XLA `kin_xla`, `kin_t_xla`, `pout_xla`, `pout_t_xla` (taking
+the `Scheme` itself rather than its name), computed by the `productgan_tiled_transform` FFI kernel
 (gan/models/native/tiled_transform.cc). Each call passes the kernel a table: for every output
 run of a tile, the weighted input runs it sums. The tables are the 2-D products of a scheme's 1-D
 terms (`Scheme.inp_terms`, `Scheme.out_terms` and their transposes) with the memory offsets of the
@@ -10,7 +10,7 @@ two layouts involved:
   image  [N, TH*S, TW*S, C]              S slots per tile and axis (S = T, or 2T for outputs)
   points [P, P, N, TH, TW, Q, Q, C]      (= [P*P, N*TH*TW, Q*Q*C]) the GEMM operands
 
-`supports(op, scheme, x)` says when the native pass applies and is the faster one.
+`toomcook.use_native(op, scheme, x)` says when the native pass applies and is the faster one.
 """
 import functools
 from typing import Callable, Dict, Sequence, Tuple
@@ -28,16 +28,6 @@ MIN_CHANNELS = 16
 
 # A layout: ((n, th, tw) strides of a tile, h-slot -> offset, w-slot -> offset).
 Layout = Tuple[Tuple[int, int, int], Callable, Callable]
-
-
-def supports(op: str, s, x) -> bool:
-  """Whether transform `op` of scheme `s` on input x should run natively: float32 on CPU, runs of
-  at least MIN_CHANNELS floats, the kernel built. Not for 'gemm': its transforms are a copy and
-  an overlap-add that XLA fuses with their neighbours, and it serves the 3-channel RGB layers.
-  """
-  channels = x.shape[-1] // (s.sub ** 2 if op == 'pout' else 1)
-  return (s.name != 'gemm' and x.dtype == jnp.float32 and channels >= MIN_CHANNELS
-          and jax.default_backend() == 'cpu' and native.available())
 
 
 def _image_layout(g, slots: int, c: int) -> Layout:
