@@ -4,7 +4,6 @@ import time
 from typing import Dict, List
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow as tf
@@ -12,6 +11,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 
 from gan import checkpoint as checkpoint_lib
+from gan import sampler as sampler_lib
 from gan import losses as losses_lib
 from gan import rundir
 from gan import optim, parallel, preemption, samples, state as state_lib, steps, workdir as workdir_lib
@@ -58,15 +58,12 @@ def make_augment_fns(config, vocabulary):
 class SampleWriter:
   """Draws the fixed attribute grids with the EMA generator; TensorBoard images + PNG files."""
 
-  def __init__(self, config, vocabulary, workdir, writer, prior=None):
+  def __init__(self, config, vocabulary, workdir, writer, prior=None, sampler=None):
     """prior: the training split's LabelPrior; attributes a grid leaves free are drawn from it
-    once (fixed for the run, as the sampling tools' default does), else the model's 'unspecified'."""
+    once (fixed for the run, as the sampling tools' default does), else the model's 'unspecified'.
+    sampler: the run's EmaSampler (default: a new one)."""
     self.config, self.writer, self.workdir = config, writer, workdir
-    num_classes = vocabulary.num_classes
-    generator, _ = build_models(config, num_classes)
-    stats_generator = generator.clone(bn_momentum=0.0)
-    self.sample = steps.make_sample_fn(generator)
-    self.standing = steps.make_standing_stats_fn(stats_generator, config, num_classes)
+    self.sampler = sampler or sampler_lib.EmaSampler(config, vocabulary.num_classes)
     if not config.model.conditional:
       vocabulary = vocabulary.from_dict({})
     self.grids = samples.grid_specs(vocabulary, tuple(config.sample.grid_attributes))
@@ -77,16 +74,12 @@ class SampleWriter:
     self.latents = [jax.random.normal(jax.random.fold_in(key, i),
                                       (g.rows * g.cols, config.model.latent_dim))
                     for i, g in enumerate(self.grids)]
-    self.stats_key = jax.random.PRNGKey(config.seed + 2)
-
-  def with_standing_stats(self, state):
-    return state.replace(ema_batch_stats=self.standing(state.ema_params, state.g_batch_stats,
-                                                       self.stats_key))
 
   def write(self, step: int, state) -> List[str]:
+    """Draws the grids; `state` must hold its standing statistics (sampler.with_standing_stats)."""
     images, paths = {}, []
     for grid, z in zip(self.grids, self.latents):
-      out = self.sample(state.ema_params, state.ema_batch_stats, z, jnp.asarray(grid.labels))
+      out = self.sampler.generate(state, z, grid.labels)
       tiled = samples.tile(samples.to_uint8(out), grid.rows, grid.cols)
       images[f'samples/{grid.name}'] = tiled[None]
       if jax.process_index() == 0:
@@ -158,8 +151,9 @@ def _train(config, workdir, allow_config_change, lock):
   p_train_step = steps.pmap_train_step(train_step)
   batches = pipeline.sharded_batches(pipeline.train_dataset(
       spec, config, start_step=start_step, augment_fn=tf_augment))
-  sampler = SampleWriter(config, vocabulary, workdir, writer, prior)
-  evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior) \
+  sampler = sampler_lib.EmaSampler(config, num_classes)  # Off the pmap axis of training's G.
+  grids = SampleWriter(config, vocabulary, workdir, writer, prior, sampler)
+  evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior, sampler) \
       if config.eval_every_steps else None
   best = evaluator_lib.BestCheckpoint(
       workdir, evaluator_lib.best_metric(config),
@@ -205,7 +199,7 @@ def _train(config, workdir, allow_config_change, lock):
         # Placed like the step's outputs, or the next step would compile again.
         state = parallel.replicated(sampler.with_standing_stats(state))
       if every(config.sample_every_steps, step) or is_last:
-        sampler.write(step, state)
+        grids.write(step, state)
       if every(config.checkpoint_every_steps, step) or is_last:
         checkpointer.save(step, state)
       if evaluator and (every(config.eval_every_steps, step) or step == config.num_train_steps):

@@ -75,19 +75,18 @@ import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from gan import checkpoint as checkpoint_lib
-from gan import samples, steps
+from gan import samples
 from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
 from gan.evaluation import classifier as classifier_lib
 from gan.evaluation import inception as inception_lib
 from gan.evaluation import metrics
-from gan.models import build_models
+from gan.sampler import EmaSampler
 
 PREFIX = 'eval/'
 BEST_METRIC = 'eval/fid'  # Lower is better; unconditional runs (see best_metric()).
@@ -95,8 +94,6 @@ INTRA_FID_METRIC = 'eval/intra_fid/mean'  # Conditional runs' default best metri
 DIVERSITY_METRIC = 'eval/diversity/pixel'
 BEST_JSON = 'best_checkpoint.json'
 CLASSIFIER_DIR = 'eval_classifier'
-# Same key as train.SampleWriter, so the standing statistics equal the ones checkpoints carry.
-STANDING_STATS_SEED_OFFSET = 2
 # Held-out accuracy below which the classifier's control verdicts come with a warning.
 WEAK_CLASSIFIER = 0.8
 CONTROL_ANY_MODES = ('auto', 'catalogue', 'unspecified')
@@ -324,9 +321,11 @@ class Evaluator:
   """
 
   def __init__(self, config, spec: pipeline.DatasetSpec, workdir: str,
-               prior: Optional[label_prior_lib.LabelPrior] = None):
+               prior: Optional[label_prior_lib.LabelPrior] = None,
+               sampler: Optional[EmaSampler] = None):
     """prior: the training split's label distribution if the caller already holds it (the
-    training loop does); otherwise it is read from the workdir or counted from the dataset."""
+    training loop does); otherwise it is read from the workdir or counted from the dataset.
+    sampler: the run's EmaSampler if the caller holds one (default: a new one)."""
     self.config, self.spec, self.workdir = config, spec, workdir
     self.notes: List[str] = []
     self._last_confusion: Dict[str, dict] = {}
@@ -415,7 +414,7 @@ class Evaluator:
     self._prepare_inception(setting('inception_weights'))
     self._train_data.cache_clear()  # Only the features are needed from here on.
     self._real_data.cache_clear()
-    self._prepare_generator()
+    self._prepare_generator(sampler)
 
   # --------------------------------------------------------------------------- preparation
 
@@ -532,15 +531,11 @@ class Evaluator:
     logging.warning('%s', message)
     self.notes.append(message)
 
-  def _prepare_generator(self):
-    """The eval-mode sampler, standing statistics and the fixed latents / labels of every eval."""
+  def _prepare_generator(self, sampler: Optional[EmaSampler]):
+    """The EMA sampler and the fixed latents / labels of every eval."""
     vocab = self.spec.vocabulary
     num_classes = vocab.num_classes
-    generator, _ = build_models(self.config, num_classes)
-    self._sample = steps.make_sample_fn(generator)
-    self._standing = steps.make_standing_stats_fn(generator.clone(bn_momentum=0.0), self.config,
-                                                  num_classes)
-    self._stats_key = jax.random.PRNGKey(self.config.seed + STANDING_STATS_SEED_OFFSET)
+    self.sampler = sampler or EmaSampler(self.config, num_classes)
     latent_dim = self.config.model.latent_dim
     rng = np.random.default_rng([self.seed, 7])
     n_real = len(self.real_labels)
@@ -578,25 +573,13 @@ class Evaluator:
 
   def with_standing_stats(self, state):
     """The state with ema_batch_stats re-estimated for its EMA weights (as the train loop does)."""
-    return state.replace(ema_batch_stats=self._standing(state.ema_params, state.g_batch_stats,
-                                                        self._stats_key))
+    return self.sampler.with_standing_stats(state)
 
   def generate(self, state, latents: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """uint8 images [N, R, R, 3] from the EMA generator (eval mode; state must be standing)."""
-    n, size = len(latents), self.batch_size
-    if not self.conditional:
-      labels = np.zeros((n, 0), np.int32)
-    out = []
-    for start in range(0, n, size):
-      z, y = latents[start:start + size], labels[start:start + size]
-      count = len(z)
-      if count < size:  # pad: one compiled shape for every batch
-        z = np.concatenate([z, np.zeros((size - count,) + z.shape[1:], z.dtype)])
-        y = np.concatenate([y, np.repeat(y[:1], size - count, axis=0)])
-      images = self._sample(state.ema_params, state.ema_batch_stats, jnp.asarray(z),
-                            jnp.asarray(y, jnp.int32))
-      out.append(samples.to_uint8(jax.device_get(images))[:count])
-    return np.concatenate(out)
+    # Padded: one compiled shape for every batch.
+    return samples.to_uint8(self.sampler.generate_batched(state, latents, labels, self.batch_size,
+                                                          pad=True))
 
   def evaluate(self, state) -> Dict[str, float]:
     """Flat scalar metrics ('eval/...') of the state's EMA generator; see `evaluate_full`."""
