@@ -19,7 +19,9 @@ from gan.data import augment as augment_lib
 from gan.data import diffaug
 from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
+from gan.best_checkpoint import BestCheckpoint
 from gan.evaluation import evaluator as evaluator_lib
+from gan.evaluation import settings as eval_settings
 from gan.models import build_models
 from gan.models.dcgan import num_resampling_layers
 
@@ -43,6 +45,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   diffaug.parse_policy(config.diffaug)
   steps.check_aux_classifier_config(config)
   steps.check_mode_seeking_config(config)
+  eval_settings.validate(config)
 
 
 def make_augment_fns(config, vocabulary):
@@ -155,9 +158,7 @@ def _train(config, workdir, allow_config_change, lock):
   grids = SampleWriter(config, vocabulary, workdir, writer, prior, sampler)
   evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior, sampler) \
       if config.eval_every_steps else None
-  best = evaluator_lib.BestCheckpoint(
-      workdir, evaluator_lib.best_metric(config),
-      evaluator_lib.eval_setting(config, 'min_best_diversity')) if evaluator else None
+  best = BestCheckpoint.for_config(workdir, config) if evaluator else None
 
   if start_step == 0:
     writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
