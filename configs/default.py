@@ -86,8 +86,13 @@ def get_config():
   config.sample.standing_stats_batches = 4  # Batches used to re-estimate BatchNorm statistics for the EMA G.
   config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid.
 
-  # ---- Evaluation (gan/evaluation/evaluator.py; every eval_every_steps and python -m gan.evaluate) ----
+  # ---- Evaluation (gan/evaluation/; every eval_every_steps and python -m gan.evaluate) ----
   config.eval = ml_collections.ConfigDict()
+  # Evaluators that run, by name (registry in gan/evaluation/evaluators.py, which says how to read
+  # their eval/* scalars): fid (+ kid), precision_recall, memorisation, inception_fid (with
+  # inception_weights), intra_fid, diversity (intra-condition), control (+ classifier_acc).
+  config.eval.metrics = ('fid', 'precision_recall', 'memorisation', 'inception_fid', 'intra_fid',
+                         'diversity', 'control')
   config.eval.num_samples = 2000       # Generated images for FID/KID/precision/recall; also the size of the
                                        # held-out real set (capped at the eval split). Compare FIDs at equal counts.
   config.eval.batch_size = 250         # Generation / feature-extraction batch.

@@ -85,7 +85,7 @@ def run_evaluation(workdir: str, checkpoint: str = 'best', num_samples: Optional
     raise ValueError(f'The dataset {config.data.name!r} now has attributes '
                      f'{dict(spec.vocabulary.attributes)}, but the run was trained with '
                      f'{dict(run.vocabulary.attributes)}; its labels would not match.')
-  evaluator = evaluator_lib.Evaluator(config, spec, workdir)
+  evaluator = evaluator_lib.Evaluator(config, spec, workdir, sampler=run.sampler)
   result = evaluator.evaluate_full(run.state)
   report = {'workdir': workdir, 'step': run.step, 'checkpoint': run.checkpoint,
             'metrics': result.scalars, 'confusion': result.confusion, 'notes': result.notes,

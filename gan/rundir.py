@@ -8,9 +8,9 @@ A workdir holds:
   train.lock                one trainer per workdir (gan.workdir.WorkdirLock)
   checkpoints/<step>/       periodic Orbax checkpoints (gan.checkpoint.Checkpointer)
   checkpoints_damaged/      damaged checkpoints moved aside by training (never deleted)
-  best_checkpoint/<step>/   the best checkpoint by the evaluation metric (gan.checkpoint.BestCheckpoint)
+  best_checkpoint/<step>/   the best checkpoint by an evaluation metric (gan.best_checkpoint)
   best_checkpoint.json      its step and metrics
-  eval_classifier/          the evaluation's cached judge and real-image features
+  eval_classifier/          evaluation's cached judge and real features (gan.evaluation.reference)
   eval_<step>.json          gan.evaluate's report
   samples/<grid>_<step>.png sample grids written during training
   events.out.tfevents.*     TensorBoard summaries

@@ -4,7 +4,6 @@ import time
 from typing import Dict, List
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tensorflow as tf
@@ -12,6 +11,7 @@ from absl import logging
 from clu import metric_writers, periodic_actions
 
 from gan import checkpoint as checkpoint_lib
+from gan import sampler as sampler_lib
 from gan import losses as losses_lib
 from gan import rundir
 from gan import optim, parallel, preemption, samples, state as state_lib, steps, workdir as workdir_lib
@@ -19,7 +19,9 @@ from gan.data import augment as augment_lib
 from gan.data import diffaug
 from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
+from gan.best_checkpoint import BestCheckpoint
 from gan.evaluation import evaluator as evaluator_lib
+from gan.evaluation import settings as eval_settings
 from gan.models import build_models
 from gan.models.dcgan import num_resampling_layers
 
@@ -43,6 +45,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   diffaug.parse_policy(config.diffaug)
   steps.check_aux_classifier_config(config)
   steps.check_mode_seeking_config(config)
+  eval_settings.validate(config)
 
 
 def make_augment_fns(config, vocabulary):
@@ -58,15 +61,12 @@ def make_augment_fns(config, vocabulary):
 class SampleWriter:
   """Draws the fixed attribute grids with the EMA generator; TensorBoard images + PNG files."""
 
-  def __init__(self, config, vocabulary, workdir, writer, prior=None):
+  def __init__(self, config, vocabulary, workdir, writer, prior=None, sampler=None):
     """prior: the training split's LabelPrior; attributes a grid leaves free are drawn from it
-    once (fixed for the run, as the sampling tools' default does), else the model's 'unspecified'."""
+    once (fixed for the run, as the sampling tools' default does), else the model's 'unspecified'.
+    sampler: the run's EmaSampler (default: a new one)."""
     self.config, self.writer, self.workdir = config, writer, workdir
-    num_classes = vocabulary.num_classes
-    generator, _ = build_models(config, num_classes)
-    stats_generator = generator.clone(bn_momentum=0.0)
-    self.sample = steps.make_sample_fn(generator)
-    self.standing = steps.make_standing_stats_fn(stats_generator, config, num_classes)
+    self.sampler = sampler or sampler_lib.EmaSampler(config, vocabulary.num_classes)
     if not config.model.conditional:
       vocabulary = vocabulary.from_dict({})
     self.grids = samples.grid_specs(vocabulary, tuple(config.sample.grid_attributes))
@@ -77,16 +77,12 @@ class SampleWriter:
     self.latents = [jax.random.normal(jax.random.fold_in(key, i),
                                       (g.rows * g.cols, config.model.latent_dim))
                     for i, g in enumerate(self.grids)]
-    self.stats_key = jax.random.PRNGKey(config.seed + 2)
-
-  def with_standing_stats(self, state):
-    return state.replace(ema_batch_stats=self.standing(state.ema_params, state.g_batch_stats,
-                                                       self.stats_key))
 
   def write(self, step: int, state) -> List[str]:
+    """Draws the grids; `state` must hold its standing statistics (sampler.with_standing_stats)."""
     images, paths = {}, []
     for grid, z in zip(self.grids, self.latents):
-      out = self.sample(state.ema_params, state.ema_batch_stats, z, jnp.asarray(grid.labels))
+      out = self.sampler.generate(state, z, grid.labels)
       tiled = samples.tile(samples.to_uint8(out), grid.rows, grid.cols)
       images[f'samples/{grid.name}'] = tiled[None]
       if jax.process_index() == 0:
@@ -158,12 +154,11 @@ def _train(config, workdir, allow_config_change, lock):
   p_train_step = steps.pmap_train_step(train_step)
   batches = pipeline.sharded_batches(pipeline.train_dataset(
       spec, config, start_step=start_step, augment_fn=tf_augment))
-  sampler = SampleWriter(config, vocabulary, workdir, writer, prior)
-  evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior) \
+  sampler = sampler_lib.EmaSampler(config, num_classes)  # Off the pmap axis of training's G.
+  grids = SampleWriter(config, vocabulary, workdir, writer, prior, sampler)
+  evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior, sampler) \
       if config.eval_every_steps else None
-  best = evaluator_lib.BestCheckpoint(
-      workdir, evaluator_lib.best_metric(config),
-      evaluator_lib.eval_setting(config, 'min_best_diversity')) if evaluator else None
+  best = BestCheckpoint.for_config(workdir, config) if evaluator else None
 
   if start_step == 0:
     writer.write_hparams({k: v if isinstance(v, (int, float, str, bool)) else str(v)
@@ -205,7 +200,7 @@ def _train(config, workdir, allow_config_change, lock):
         # Placed like the step's outputs, or the next step would compile again.
         state = parallel.replicated(sampler.with_standing_stats(state))
       if every(config.sample_every_steps, step) or is_last:
-        sampler.write(step, state)
+        grids.write(step, state)
       if every(config.checkpoint_every_steps, step) or is_last:
         checkpointer.save(step, state)
       if evaluator and (every(config.eval_every_steps, step) or step == config.num_train_steps):

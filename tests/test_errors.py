@@ -64,6 +64,15 @@ def test_main_setting_rejected_by_validate_config(tmp_path, tfds_dir):
   assert not os.path.exists(tmp_path / 'run')
 
 
+def test_main_eval_setting_rejected_by_validate_config(tmp_path, tfds_dir):
+  proc = _main(_config(tmp_path, tfds_dir), tmp_path / 'run',
+               "--config.eval.metrics=('fid','fidd')")
+  assert_clean_error(proc, errors.EXIT_USAGE,
+                     "config.eval.metrics: Unknown evaluation metric 'fidd'", 'precision_recall',
+                     '--config.')
+  assert not os.path.exists(tmp_path / 'run')
+
+
 def test_main_locked_workdir_names_the_holder(tmp_path, tfds_dir):
   workdir = tmp_path / 'run'
   workdir.mkdir()

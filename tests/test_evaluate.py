@@ -1,13 +1,16 @@
-"""Evaluator, BestCheckpoint and the gan.evaluate CLI on a tiny trained run."""
+"""Evaluator, its settings and registry, BestCheckpoint and the gan.evaluate CLI on a tiny run."""
 import json
 import os
+import re
 
 import jax
 import numpy as np
 import pytest
 
 from gan import checkpoint, evaluate, rundir, train
+from gan.best_checkpoint import BestCheckpoint
 from gan.data import pipeline
+from gan.evaluation import classifier, evaluators, settings
 from gan.evaluation import evaluator as evaluator_lib
 from tests.conftest import tiny_config
 
@@ -76,11 +79,11 @@ def test_metrics_are_complete_and_finite(run):
 def test_control_set_draws_the_other_attributes_from_the_catalogue(run):
   workdir, _, spec, _, evaluator = run
   vocab = spec.vocabulary
-  prior = evaluator.prior
+  prior = evaluator.reference.prior
   assert os.path.exists(os.path.join(workdir, 'label_distribution.json'))
   seen = {tuple(c) for c in prior.combinations}
   groups = {f'control_acc{suffix}/{name}': (a, labels)
-            for suffix, name, a, labels, _ in evaluator.control_groups}
+            for suffix, name, a, labels, _ in evaluator.evaluators['control'].groups}
   for a, name in enumerate(vocab.names):
     _, labels = groups[f'control_acc/{name}']
     np.testing.assert_array_equal(labels[:, a], np.repeat(np.arange(vocab.num_classes[a]), 2))
@@ -107,9 +110,9 @@ def test_classifier_is_cached_and_keyed_by_settings(run, monkeypatch):
 
   def no_training(*args, **kwargs):
     raise AssertionError('retrained')
-  monkeypatch.setattr(evaluator_lib.classifier_lib, 'train_classifier', no_training)
+  monkeypatch.setattr(classifier, 'train_classifier', no_training)
   again = evaluator_lib.Evaluator(config, spec, workdir)
-  assert again.classifier_accuracy == evaluator.classifier_accuracy
+  assert again.reference.classifier_accuracy == evaluator.reference.classifier_accuracy
   assert again.floor == evaluator.floor
   with pytest.raises(AssertionError, match='retrained'):  # other settings: a new classifier
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.classifier_steps': 151}), spec,
@@ -150,11 +153,12 @@ def test_generator_that_ignores_z_is_scored_collapsed_and_never_best(run, tmp_pa
   assert collapsed['eval/diversity/pixel'] < 1e-3, collapsed
   assert collapsed['eval/diversity/feature'] < 1e-3, collapsed
   assert scalars['eval/diversity/pixel'] > 0.05, scalars
-  assert evaluator.diversity_set[0].shape == (len(evaluator.diversity_labels) * 24, 3)
-  assert len(evaluator.diversity_labels) == 8  # eval.diversity_conditions
+  diversity_labels = evaluator.reference.diversity_labels
+  assert evaluator.evaluators['diversity'].inputs[0].shape == (len(diversity_labels) * 24, 3)
+  assert len(diversity_labels) == 8  # eval.diversity_conditions
   # Intra-FID and the diversity gate: a collapsed checkpoint is never kept as best.
-  assert evaluator_lib.best_metric(config) == 'eval/intra_fid/mean'
-  best = evaluator_lib.BestCheckpoint(str(tmp_path), evaluator_lib.best_metric(config), 0.3)
+  assert settings.best_metric(config) == 'eval/intra_fid/mean'
+  best = BestCheckpoint(str(tmp_path), settings.best_metric(config), 0.3)
   assert not best.update(1, state, dict(collapsed, **{'eval/intra_fid/mean': 0.0}))
   assert best.best() is None
   assert best.update(2, state, dict(collapsed, **{'eval/diversity/pixel': 0.8}))
@@ -164,7 +168,7 @@ def test_generator_that_ignores_z_is_scored_collapsed_and_never_best(run, tmp_pa
 def test_best_checkpoint_keeps_the_lowest_fid(run, tmp_path):
   _, _, _, state, _ = run
   workdir = str(tmp_path)
-  best = evaluator_lib.BestCheckpoint(workdir)
+  best = BestCheckpoint(workdir)
   assert best.best() is None
   assert not os.path.exists(best.directory)  # reading creates nothing
   assert best.update(1, state, {'eval/fid': 5.0, 'eval/kid': 0.5})
@@ -177,7 +181,7 @@ def test_best_checkpoint_keeps_the_lowest_fid(run, tmp_path):
   best.close()
   assert checkpoint.Checkpointer(workdir, subdir=rundir.BEST_CHECKPOINT).steps() == [4]
   # A restarted run sees the same best and only replaces it with a better one.
-  reopened = evaluator_lib.BestCheckpoint(workdir)
+  reopened = BestCheckpoint(workdir)
   assert reopened.best()[0] == 4
   assert not reopened.update(6, state, {'eval/fid': 3.5})
   with open(os.path.join(workdir, rundir.BEST_CHECKPOINT_INFO)) as f:
@@ -257,3 +261,54 @@ def test_inception_weights_add_inception_fid(run, tmp_path):
   assert not [note for note in evaluator.notes if 'Inception' in note], evaluator.notes
   scalars = evaluator.evaluate(state)
   assert np.isfinite(scalars['eval/inception_fid']) and scalars['eval/inception_fid'] > 0
+
+
+def test_chosen_metrics_give_only_their_scalars_with_the_same_numbers(run):
+  workdir, config, spec, state, evaluator = run
+  full = evaluator.evaluate(state)
+  chosen = _config(config.data.data_dir, **{'eval.metrics': ('memorisation', 'fid'),
+                                            'eval.best_metric': 'fid'})
+  subset = evaluator_lib.Evaluator(chosen, spec, workdir, sampler=evaluator.sampler)
+  scalars = subset.evaluate(state)
+  assert set(scalars) == {f'eval/{name}' for name in (
+      'fid', 'kid', 'kid_stderr', 'fid_floor', 'kid_floor', 'kid_floor_stderr',
+      'memorisation_gen_median', 'memorisation_real_median', 'memorisation_ratio')}
+  assert scalars == {k: full[k] for k in scalars}
+  assert subset.confusion_matrices() == {}
+  assert subset.settings()['metrics'] == ['memorisation', 'fid']
+
+
+def test_unknown_metric_is_an_error_listing_the_valid_ones():
+  with pytest.raises(ValueError, match=re.escape(
+      "Unknown evaluation metric 'fidd'. Valid evaluation metric names: control, diversity, fid, "
+      'inception_fid, intra_fid, memorisation, precision_recall.')):
+    evaluators.EVALUATORS.get('fidd')
+  assert evaluators.EVALUATORS.get('intra_fid').reports('intra_fid/colour')
+  assert not evaluators.EVALUATORS.get('intra_fid').reports('intra_fid/')
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('metrics', ('fid', 'fidd'), "config.eval.metrics: Unknown evaluation metric 'fidd'. Valid "
+                                 'evaluation metric names: control, diversity, fid,'),
+    ('metrics', (), 'config.eval.metrics is empty; choose some of: control,'),
+    ('num_samples', 0, 'config.eval.num_samples must be an integer >= 2, got 0.'),
+    ('batch_size', -8, 'config.eval.batch_size must be an integer >= 1, got -8.'),
+    ('diversity_samples', 1, 'config.eval.diversity_samples must be an integer >= 2, got 1.'),
+    ('classifier_steps', 1, 'config.eval.classifier_steps must be 0 (auto) or >= 2, got 1.'),
+    ('control_any', 'random', 'config.eval.control_any must be one of auto, catalogue, '
+                              "unspecified; got 'random'."),
+    ('classifier_learning_rate', 0.0, 'config.eval.classifier_learning_rate must be a positive'),
+    ('min_best_diversity', -0.5, 'config.eval.min_best_diversity must be a non-negative number'),
+    ('best_metric', 'fdi', "config.eval.best_metric='fdi' ranks by eval/fdi, which none of "
+                           'config.eval.metrics'),
+    # auto is intra_fid/mean for a conditional run: its evaluator must run.
+    ('metrics', ('fid',), "config.eval.best_metric='auto' ranks by eval/intra_fid/mean, which "
+                          'none of config.eval.metrics (fid) reports'),
+])
+def test_eval_settings_are_checked_with_the_config_before_any_work(tmp_path, field, value,
+                                                                    message):
+  workdir = str(tmp_path / 'run')
+  with pytest.raises(ValueError, match=re.escape(message)):
+    train.train_and_evaluate(tiny_config(**{f'eval.{field}': value}), workdir)
+  assert not os.path.exists(workdir)
+  settings.validate(tiny_config())  # Today's defaults (configs/default.py) are valid.

@@ -70,10 +70,7 @@ def make_labels(run: Run, assignments: Optional[Mapping[str, str]], num: int, se
 
 def generate(run: Run, z, labels, batch_size: int = 256) -> np.ndarray:
   """Images for latents [n, d] and labels [n, A], in batches: float32 [n, H, W, 3] in [-1, 1]."""
-  z, labels = np.asarray(z, np.float32), np.asarray(labels, np.int32)
-  out = [np.asarray(run.generate(z[i:i + batch_size], labels[i:i + batch_size]))
-         for i in range(0, len(z), batch_size)]
-  return np.concatenate(out)
+  return run.sampler.generate_batched(run.state, z, labels, batch_size)
 
 
 def sample(run: Run, assignments: Optional[Mapping[str, str]] = None, num: int = 16, seed: int = 0,

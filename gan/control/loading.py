@@ -14,10 +14,11 @@ import ml_collections
 import numpy as np
 
 from gan import checkpoint as checkpoint_lib
-from gan import optim, rundir, state as state_lib, steps
+from gan import optim, rundir, state as state_lib
 from gan.data import label_prior as label_prior_lib
 from gan.data.vocab import Vocabulary
 from gan.models import build_models
+from gan.sampler import EmaSampler
 
 CheckpointChoice = Union[str, int]
 
@@ -62,14 +63,13 @@ class Run:
     return label_prior_lib.load(self.workdir, self.vocabulary.names, self.num_classes)
 
   @functools.cached_property
-  def _sample(self):
-    return steps.make_sample_fn(self.generator)
+  def sampler(self) -> EmaSampler:
+    """The run's EMA sampler; the checkpoint already holds its standing statistics."""
+    return EmaSampler(self.config, self.num_classes, self.generator)
 
   def generate(self, z, labels) -> jnp.ndarray:
     """EMA generator, eval mode: z [n, d], int labels [n, A] -> images [n, H, W, 3] in [-1, 1]."""
-    z = jnp.asarray(z, jnp.float32)
-    labels = jnp.asarray(labels, jnp.int32).reshape(z.shape[0], len(self.num_classes))
-    return self._sample(self.state.ema_params, self.state.ema_batch_stats, z, labels)
+    return self.sampler.generate(self.state, z, labels)
 
 
 def _has_checkpoints(workdir: str, subdir: str) -> bool:

@@ -20,13 +20,13 @@ which is left out of the loss and of accuracies.
 
 Files: `save_classifier(bundle, 'clf.msgpack')` writes one self-contained
 msgpack (weights + metadata) and a human-readable `clf.json` copy of the
-metadata next to it; `load_classifier` needs only the msgpack.
+metadata next to it (each atomically, through gan.rundir); `load_classifier`
+needs only the msgpack. Local paths and gs:// alike.
 """
 import functools
 import json
 import logging
 import os
-import tempfile
 from typing import Any, List, Sequence, Tuple
 
 import flax
@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+
+from gan import rundir
 
 FILE_FORMAT = 'productgan.attribute_classifier'
 FILE_VERSION = 1
@@ -378,23 +380,6 @@ def metadata_path(path: str) -> str:
   return os.path.splitext(os.fspath(path))[0] + '.json'
 
 
-def _atomic_write(path: str, data: bytes):
-  """Write to a temp file in the same folder, then os.replace: readers never see half a file."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def save_classifier(bundle: ClassifierBundle, path: str):
   """Writes `path` (msgpack: weights + metadata) and `metadata_path(path)` (JSON), atomically."""
   path = os.fspath(path)
@@ -404,8 +389,8 @@ def save_classifier(bundle: ClassifierBundle, path: str):
   state = {'metadata': json.dumps(metadata),
            'params': jax.device_get(bundle.params),
            'batch_stats': jax.device_get(bundle.batch_stats)}
-  _atomic_write(path, flax.serialization.msgpack_serialize(state))
-  _atomic_write(metadata_path(path), (json.dumps(metadata, indent=2) + '\n').encode())
+  rundir.atomic_write(path, flax.serialization.msgpack_serialize(state))
+  rundir.write_json(metadata_path(path), metadata)
 
 
 def _expected_shapes(metadata: dict):
@@ -440,11 +425,12 @@ def load_classifier(path: str) -> ClassifierBundle:
   readable classifier file (corrupt, truncated, other format or version, or
   arrays that do not fit the architecture in its metadata).
   """
+  import tensorflow as tf  # gfile: local paths and gs:// alike.
   path = os.fspath(path)
-  if not os.path.isfile(path):
+  if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
     raise FileNotFoundError(f'No classifier file at {path!r}. Train one with train_classifier() '
                             'and write it with save_classifier(bundle, path).')
-  with open(path, 'rb') as f:
+  with tf.io.gfile.GFile(path, 'rb') as f:
     data = f.read()
   try:
     state = flax.serialization.msgpack_restore(data)
