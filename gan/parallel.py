@@ -5,7 +5,6 @@ from typing import Optional
 
 import jax
 from absl import logging
-import jax.numpy as jnp
 import numpy as np
 
 AXIS = 'batch'

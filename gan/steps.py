@@ -4,7 +4,6 @@ One training step = `d_steps_per_g_step` discriminator updates followed by one g
 As in the classic DCGAN loop, the generator's forward pass of the last D update is reused for the
 G update (through jax.vjp), so G runs forward once per update, not twice.
 """
-import functools
 from typing import Callable, Dict, Tuple
 
 import jax

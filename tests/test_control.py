@@ -14,7 +14,7 @@ from gan.control import generation, inversion, latents, loading, output, postpro
 from gan.data import pipeline
 from gan.data.vocab import Vocabulary
 from gan.evaluation import metrics
-from tests.conftest import assert_clean_error, run_tool, tiny_config
+from tests.conftest import assert_clean_error, run_tool
 
 CELL = 16 + 2  # Tiny runs are 16x16; grids pad each cell by 2 pixels.
 
