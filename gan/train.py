@@ -42,6 +42,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'attribute_dropout must be in [0, 1), got {config.attribute_dropout}.')
   if config.num_train_steps < 1:
     raise ValueError(f'num_train_steps must be >= 1, got {config.num_train_steps}.')
+  augment_lib.parse_spec(config.data.augment)
   diffaug.parse_policy(config.diffaug)
   steps.check_aux_classifier_config(config)
   steps.check_mode_seeking_config(config)
