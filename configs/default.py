@@ -33,7 +33,7 @@ def get_config():
   config.data.shuffle_buffer = 10_000
   config.data.cache = True             # Cache decoded images in memory (small catalogues fit easily).
   config.data.augment = ()             # tf.data ops by name, e.g. ('flip', 'zoom(max_scale=1.1)'); see gan/data/augment.py.
-  config.data.prefetch = 2             # Batches prefetched onto the devices.
+  config.data.prefetch = 2             # Batches prefetched onto the devices ahead of the step; 0 = off.
 
   # ---- Model ----
   config.model = ml_collections.ConfigDict()

@@ -11,10 +11,8 @@ import argparse
 import sys
 from typing import Dict, List, Optional
 
-from absl import logging
-
 from gan import checkpoint as checkpoint_lib
-from gan import destinations, errors, rundir
+from gan import destinations, errors, flag_style, quiet, rundir
 
 # User errors -> exit code (README "When something goes wrong"); others are bugs.
 EXIT_CODES = (
@@ -97,28 +95,34 @@ def run_evaluation(workdir: str, checkpoint: str = 'best', num_samples: Optional
   return report
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m gan.evaluate', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+  parser = flag_style.ArgumentParser(prog='python -m gan.evaluate', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--workdir', required=True, help='Workdir of a training run.')
   parser.add_argument('--checkpoint', default='best',
                       help='best (default; falls back to the latest), latest, or a step number.')
-  parser.add_argument('--num_samples', type=int, default=None,
+  parser.add_argument('--num-samples', type=int, default=None,
                       help='Generated images for FID/KID/precision/recall (default: the run\'s '
                       'config.eval.num_samples). Compare FIDs only at equal counts.')
-  parser.add_argument('--inception_weights', default=None,
+  parser.add_argument('--inception-weights', default=None,
                       help='Local Inception-V3 weights (.npz) for an extra Inception FID.')
   parser.add_argument('--output', default=None, help='JSON path (default: WORKDIR/eval_STEP.json).')
+  quiet.add_flag(parser)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = build_parser()
   args = parser.parse_args(argv)
-  logging.set_verbosity(logging.INFO)
   try:
     # Before the work: the report's destination (by default the workdir) must take a file.
     if args.output:
       destinations.check_file(args.output, '--output', 'eval.json')
     else:
       destinations.check_folder(args.workdir, '--workdir')
-    report = run_evaluation(args.workdir, args.checkpoint, args.num_samples,
-                            args.inception_weights, args.output)
+    with quiet.logs(args.verbosity):
+      report = run_evaluation(args.workdir, args.checkpoint, args.num_samples,
+                              args.inception_weights, args.output)
   except errors.kinds(EXIT_CODES) as e:
     return errors.report(parser.prog, e, EXIT_CODES)
   s = report['settings']

@@ -1,10 +1,11 @@
-"""The one place that knows about devices: pmap axis, batch sharding, global-batch randomness,
-and multi-host initialisation (jax.distributed)."""
+"""The one place that knows about devices: pmap axis, batch sharding and prefetch onto the devices,
+global-batch randomness, and multi-host initialisation (jax.distributed)."""
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 import jax
 from absl import logging
+from flax import jax_utils
 import numpy as np
 
 AXIS = 'batch'
@@ -25,6 +26,13 @@ def shard(tree):
   """[local_batch, ...] host arrays -> [local_devices, per_device, ...]."""
   d = jax.local_device_count()
   return jax.tree_util.tree_map(lambda x: x.reshape((d, -1) + x.shape[1:]), tree)
+
+
+def prefetch_to_devices(batches: Iterator, size: int) -> Iterator:
+  """Host batches [local_devices, per_device, ...] -> the same on this process's devices, `size`
+  batches ahead of the step (flax's prefetch_to_device), so the copy overlaps the running step;
+  0 = off: pmap copies each batch as the step starts. Values are unchanged either way."""
+  return jax_utils.prefetch_to_device(batches, size) if size else batches
 
 
 def replicated(tree, devices=None):
@@ -83,8 +91,8 @@ def initialize_distributed(coordinator_address: Optional[str] = None,
     process_id = int(os.environ['JAX_PROCESS_ID'])
   if address:
     if num_processes is None or process_id is None:
-      raise ValueError('A multi-host run with --coordinator_address also needs --num_processes and '
-                       '--process_id (or JAX_NUM_PROCESSES / JAX_PROCESS_ID).')
+      raise ValueError('A multi-host run with --coordinator-address also needs --num-processes and '
+                       '--process-id (or JAX_NUM_PROCESSES / JAX_PROCESS_ID).')
     if not 0 <= process_id < num_processes:
       raise ValueError(f'process_id={process_id} must be in [0, {num_processes}).')
     if num_processes == 1:

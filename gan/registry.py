@@ -5,8 +5,9 @@ from typing import Any, Callable, Dict
 class Registry:
   """Maps names to components; an unknown name is an error that lists the valid ones."""
 
-  def __init__(self, kind: str):
+  def __init__(self, kind: str, plural: str = ''):
     self.kind = kind
+    self.plural = plural or f'{kind} names'  # As in "Valid <plural>: ...".
     self._items: Dict[str, Any] = {}
 
   def register(self, name: str) -> Callable[[Any], Any]:
@@ -20,7 +21,7 @@ class Registry:
   def get(self, name: str) -> Any:
     if name not in self._items:
       raise ValueError(
-          f"Unknown {self.kind} {name!r}. Valid {self.kind} names: {', '.join(sorted(self._items))}.")
+          f"Unknown {self.kind} {name!r}. Valid {self.plural}: {', '.join(sorted(self._items))}.")
     return self._items[name]
 
   def names(self):

@@ -42,6 +42,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f'attribute_dropout must be in [0, 1), got {config.attribute_dropout}.')
   if config.num_train_steps < 1:
     raise ValueError(f'num_train_steps must be >= 1, got {config.num_train_steps}.')
+  prefetch = config.data.prefetch
+  if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+    raise ValueError(f'data.prefetch must be a whole number >= 0 (batches prefetched onto the '
+                     f'devices; 0 = off), got {prefetch!r}.')
+  augment_lib.parse_spec(config.data.augment)
   diffaug.parse_policy(config.diffaug)
   steps.check_aux_classifier_config(config)
   steps.check_mode_seeking_config(config)
@@ -152,8 +157,8 @@ def _train(config, workdir, allow_config_change, lock):
   train_step = steps.make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule,
                                      d_schedule, num_classes, augment_fn=step_augment)
   p_train_step = steps.pmap_train_step(train_step)
-  batches = pipeline.sharded_batches(pipeline.train_dataset(
-      spec, config, start_step=start_step, augment_fn=tf_augment))
+  batches = parallel.prefetch_to_devices(pipeline.sharded_batches(pipeline.train_dataset(
+      spec, config, start_step=start_step, augment_fn=tf_augment)), config.data.prefetch)
   sampler = sampler_lib.EmaSampler(config, num_classes)  # Off the pmap axis of training's G.
   grids = SampleWriter(config, vocabulary, workdir, writer, prior, sampler)
   evaluator = evaluator_lib.Evaluator(config, spec, workdir, prior, sampler) \

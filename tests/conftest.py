@@ -131,14 +131,15 @@ def tool_env(devices: int) -> dict:
               PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
 
 
-def run_tool(args, devices=2, timeout=300, respect_permissions=False, **kwargs):
+def run_tool(args, devices=2, timeout=300, respect_permissions=False, unset=(), **kwargs):
   """Runs `python ARGS` (e.g. ['-m', 'gan.sample', ...]) from the repo like a user would.
 
   respect_permissions: as root (CI runs as root), file modes do not stop reads or writes; this
   drops root's permission-bypassing capabilities in the child, so chmod'ed folders behave as
   they would for any other user.
+  unset: environment variables the tool must not see (e.g. this file's TF_CPP_MIN_LOG_LEVEL).
   """
-  env = tool_env(devices)
+  env = {k: v for k, v in tool_env(devices).items() if k not in unset}
   preexec = _drop_root_file_access if respect_permissions and os.geteuid() == 0 else None
   return subprocess.run([sys.executable] + list(args), cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=timeout, preexec_fn=preexec, **kwargs)

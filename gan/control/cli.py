@@ -1,12 +1,10 @@
-"""What `python -m gan.sample` and `python -m gan.invert` share: common flags, quiet logs, and
-turning user mistakes into one clear line on stderr and a non-zero exit code (no traceback)."""
+"""What `python -m gan.sample` and `python -m gan.invert` share: common flags (dashed, with
+--verbosity), and turning user mistakes into one clear line on stderr and an exit code."""
 import argparse
-import logging
-import os
 import sys
 from typing import Callable, List, Optional, Sequence
 
-from gan import destinations, errors
+from gan import destinations, errors, flag_style, quiet
 from gan.control import postprocess
 
 EXIT_USAGE = errors.EXIT_USAGE  # Bad flags, unknown attribute/value, unreadable photo, missing run.
@@ -20,24 +18,7 @@ OUTPUTS = (
      lambda path, flag: destinations.check_file(path, flag, 'latent.npz')),
 )
 
-# orbax chatters about read-only checkpoint managers on every load; the control tools only read.
-_NOISE = ('read_only=True', 'Given directory is read only')
-
-
-class _DropNoise(logging.Filter):
-  def filter(self, record):
-    message = record.getMessage()
-    return not any(text in message for text in _NOISE)
-
-
-def quiet_logs() -> None:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  logger = logging.getLogger('absl')
-  if not any(isinstance(f, _DropNoise) for f in logger.filters):
-    logger.addFilter(_DropNoise())
-
-
-class _Parser(argparse.ArgumentParser):
+class _Parser(flag_style.ArgumentParser):
   """argparse that raises instead of exiting, so main(argv) can return an exit code."""
 
   def error(self, message):
@@ -65,6 +46,7 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
   parser.add_argument('--postprocess', default='',
                       help='Comma-separated Pillow post-processing, applied in order: '
                       f'{", ".join(postprocess.POSTPROCESS.names())}.')
+  quiet.add_flag(parser)
   return parser
 
 
@@ -89,7 +71,6 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
              argv: Optional[Sequence[str]]) -> int:
   """Parses argv (without the program name) and runs body(args); user errors -> exit codes."""
   table = exit_codes()
-  quiet_logs()
   argv = list(sys.argv[1:] if argv is None else argv)
   try:
     if '-h' in argv or '--help' in argv:
@@ -100,7 +81,8 @@ def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.Argumen
       raise UsageError('give --out FILE.png (a grid) and/or --out-dir DIR (one PNG per image).')
     postprocess.parse(args.postprocess)
     check_outputs(args)
-    return body(args)
+    with quiet.logs(args.verbosity):
+      return body(args)
   except UsageError as e:
     print(f'{parser.prog}: error: {e}\n(see {parser.prog} --help)', file=sys.stderr)
     return EXIT_USAGE

@@ -8,6 +8,7 @@ from typing import Callable, List, Sequence, Union
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from gan import spec as spec_lib
 from gan.registry import Registry
 
 POSTPROCESS = Registry('postprocess op')
@@ -47,15 +48,13 @@ for _factor in (2, 4, 8):
   POSTPROCESS.register(f'upscale{_factor}')(_upscale(_factor))
 
 
+SPEC = spec_lib.OpSpec(POSTPROCESS, example='denoise,sharpen,upscale2')
+
+
 def parse(spec: Union[str, Sequence[str], None]) -> List[str]:
-  """'sharpen,upscale2' (or a list) -> validated op names; an unknown one lists the valid names."""
-  if not spec:
-    return []
-  names = spec.split(',') if isinstance(spec, str) else list(spec)
-  names = [n.strip().lower() for n in names if n.strip()]
-  for name in names:
-    POSTPROCESS.get(name)
-  return names
+  """'sharpen,upscale2' (or a list) -> validated op names (gan/spec.py); an unknown one lists the
+  valid names."""
+  return SPEC.names(spec)
 
 
 def apply(images: np.ndarray, spec: Union[str, Sequence[str], None]) -> np.ndarray:

@@ -3,7 +3,7 @@
 A config names the ops it wants, in order::
 
   config.augment = ['flip', 'zoom(max_scale=1.15)', 'translate(max_fraction=0.1)']
-  # or one string: 'flip | zoom(max_scale=1.15) | translate(max_fraction=0.1)'
+  # or one string: 'flip | zoom(max_scale=1.15) | translate(max_fraction=0.1)'  (gan/spec.py)
   augment = build_augment(config.augment, conditioned_attributes=['category', 'colour'])
   ds = ds.map(lambda image, seed: augment(image, seed))
 
@@ -27,19 +27,19 @@ Photometric arguments mean what they mean in `tf.image`: the op runs on the [0, 
 (x + 1) / 2 of the image, e.g. brightness(max_delta=0.1) shifts by up to 10% of the range.
 Every op clips its output to [-1, 1] and keeps the static shape.
 """
-import ast
 import dataclasses
 import inspect
 import math
 import re
-from typing import Any, Callable, Dict, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
+from gan import spec as spec_lib
 from gan.registry import Registry
 
 OpFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-Spec = Union[None, str, Sequence[str]]
+Spec = spec_lib.Spec
 
 COLOUR = 'colour'
 _FILL_MODES = {'reflect': 'REFLECT', 'edge': 'NEAREST', 'constant': 'CONSTANT', 'wrap': 'WRAP'}
@@ -274,75 +274,13 @@ def _stateless_factor(adjust, image, lower, upper, seed):
 
 # ----------------------------------------------------------------------------- spec parsing
 
-def _split_top_level(spec: str) -> List[str]:
-  """Splits 'a(x=1, y=2), b | c' at commas / pipes outside parentheses."""
-  parts, depth, current = [], 0, []
-  for char in spec:
-    if char in '([':
-      depth += 1
-    elif char in ')]':
-      depth -= 1
-      if depth < 0:
-        raise ValueError(f'Unbalanced parentheses in augmentation spec {spec!r}.')
-    if char in ',|' and depth == 0:
-      parts.append(''.join(current))
-      current = []
-    else:
-      current.append(char)
-  if depth != 0:
-    raise ValueError(f'Unbalanced parentheses in augmentation spec {spec!r}.')
-  parts.append(''.join(current))
-  return [p.strip() for p in parts if p.strip()]
-
-
-def _literal(node: ast.AST, item: str) -> Any:
-  # A bare word is a string, so `translate(fill=edge)` works without quotes.
-  if isinstance(node, ast.Name):
-    return node.id
-  try:
-    return ast.literal_eval(node)
-  except ValueError:
-    raise ValueError(f'Augmentation {item!r}: argument values must be literals '
-                     f'(numbers, strings, tuples), got {ast.unparse(node)!r}.') from None
-
-
-def _parse_item(item: str) -> Tuple[str, Dict[str, Any]]:
-  """'zoom(max_scale=1.15)' -> ('zoom', {'max_scale': 1.15})."""
-  if re.fullmatch(r'[A-Za-z_]\w*', item):
-    return item, {}
-  try:
-    node = ast.parse(item, mode='eval').body
-  except SyntaxError:
-    node = None
-  if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-    raise ValueError(f'Cannot parse augmentation {item!r}: write `name` or '
-                     f'`name(key=value, ...)`, e.g. `zoom(max_scale=1.15)`.')
-  if node.args:
-    raise ValueError(f'Augmentation {item!r}: pass arguments by name (key=value), '
-                     f'e.g. `{node.func.id}(max_delta=0.1)`.')
-  kwargs = {}
-  for keyword in node.keywords:
-    if keyword.arg is None:
-      raise ValueError(f'Augmentation {item!r}: **kwargs is not supported.')
-    kwargs[keyword.arg] = _literal(keyword.value, item)
-  return node.func.id, kwargs
+SPEC = spec_lib.OpSpec(AUGMENTATIONS, AugmentOp.arguments, example='zoom(max_scale=1.15)')
 
 
 def parse_spec(spec: Spec) -> List[Tuple[str, Dict[str, Any]]]:
-  """Parses a spec (list of strings or one comma/pipe-separated string) to (name, kwargs)."""
-  if spec is None:
-    return []
-  if isinstance(spec, str):
-    items = _split_top_level(spec)
-  elif isinstance(spec, (list, tuple)):
-    items = []
-    for element in spec:
-      if not isinstance(element, str):
-        raise ValueError(f'Augmentation spec entries must be strings, got {element!r}.')
-      items.extend(_split_top_level(element))
-  else:
-    raise ValueError(f'Augmentation spec must be a string or a list of strings, got {spec!r}.')
-  return [_parse_item(item) for item in items]
+  """Parses a spec (list of strings or one comma/pipe-separated string) to (name, kwargs), each
+  name registered and each argument one its op takes (gan/spec.py)."""
+  return SPEC.parse(spec)
 
 
 # ----------------------------------------------------------------------------- building
@@ -367,11 +305,6 @@ def _check_conditioning(op: AugmentOp, conditioned_attributes: Sequence[str]):
 
 def _build_op(name: str, kwargs: Dict[str, Any], conditioned_attributes: Sequence[str]) -> OpFn:
   op = AUGMENTATIONS.get(name)
-  valid = op.arguments()
-  unknown = sorted(set(kwargs) - set(valid))
-  if unknown:
-    raise ValueError(f'Augmentation {name!r} has no argument(s) {", ".join(unknown)}. '
-                     f'Valid arguments: {", ".join(valid) if valid else "(none)"}.')
   _check_conditioning(op, conditioned_attributes)
   return op.factory(**kwargs)
 
@@ -382,7 +315,7 @@ def build_augment(spec: Spec, conditioned_attributes: Sequence[str] = ()
 
   Args:
     spec: list of op strings or one comma/pipe-separated string, each `name` or
-      `name(key=value, ...)`; see `AUGMENTATIONS.names()` for the ops.
+      `name(key=value, ...)` (gan/spec.py); see `AUGMENTATIONS.names()` for the ops.
     conditioned_attributes: attribute names the model is conditioned on. An op that would
       change one of them is refused (case-insensitive; `color` and `colour` are the same;
       an attribute also matches through its words, e.g. `main_color`).

@@ -46,7 +46,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from gan import destinations
+from gan import destinations, flag_style, quiet
 from gan.data import images
 from gan.errors import OutputError
 from gan.workdir import pid_alive
@@ -714,7 +714,7 @@ def _write_catalog(report: BuildReport, data_dir: str, name: str, resolution: in
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
+  parser = flag_style.ArgumentParser(
       prog='python -m gan.data.catalog',
       description='Turn your own product photos into a TFDS dataset for productgan.')
   commands = parser.add_subparsers(dest='command', required=True)
@@ -737,6 +737,7 @@ def _parser() -> argparse.ArgumentParser:
   build.add_argument('--background', default='white',
                      help='padding colour: white (default), auto (border median), #rrggbb, r,g,b')
   build.add_argument('--seed', type=int, default=0, help='split / order seed (default: 0)')
+  quiet.add_flag(build)
   return parser
 
 
@@ -745,10 +746,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args = _parser().parse_args(argv)
   log = lambda message: print(message, file=sys.stderr, flush=True)
   try:
-    report = build_catalog(
-        args.source, args.data_dir, csv=args.csv, name=args.name, resolution=args.resolution,
-        holdout=args.holdout, fit=args.fit, seed=args.seed, background=args.background,
-        log=log)
+    with quiet.logs(args.verbosity):
+      report = build_catalog(
+          args.source, args.data_dir, csv=args.csv, name=args.name, resolution=args.resolution,
+          holdout=args.holdout, fit=args.fit, seed=args.seed, background=args.background,
+          log=log)
   except CatalogError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

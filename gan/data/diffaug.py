@@ -24,11 +24,12 @@ from typing import Callable, Tuple
 import jax
 import jax.numpy as jnp
 
+from gan import spec as spec_lib
 from gan.registry import Registry
 
 PolicyFn = Callable[[jnp.ndarray, jax.Array], jnp.ndarray]
 
-DIFFAUG_POLICIES = Registry('DiffAugment policy')
+DIFFAUG_POLICIES = Registry('DiffAugment policy', plural='policies')
 
 
 def _uniform(key: jax.Array, images: jnp.ndarray, low: float = 0.0, high: float = 1.0):
@@ -109,19 +110,15 @@ def rand_cutout(images: jnp.ndarray, key: jax.Array, ratio: float = 0.5) -> jnp.
   return images * mask.astype(images.dtype)
 
 
+POLICY_SPEC = spec_lib.OpSpec(DIFFAUG_POLICIES, example='color,translation,cutout')
+
+
 def parse_policy(policy: str) -> Tuple[str, ...]:
-  """'color, translation,cutout' -> ('color', 'translation', 'cutout'); '' -> ()."""
-  if not isinstance(policy, str):
+  """'color, translation,cutout' -> ('color', 'translation', 'cutout'); '' -> () (gan/spec.py)."""
+  if not isinstance(policy, str):  # config.diffaug is a string field.
     raise ValueError(f"DiffAugment policy must be a comma-separated string such as "
                      f"'color,translation,cutout', got {policy!r}.")
-  names = tuple(name.strip() for name in policy.split(',') if name.strip())
-  for name in names:
-    if name not in DIFFAUG_POLICIES:
-      raise ValueError(
-          f'Unknown DiffAugment policy {name!r} in {policy!r}. Valid policies: '
-          f'{", ".join(DIFFAUG_POLICIES.names())}; join them with commas, e.g. '
-          f"'color,translation,cutout', or use '' for none.")
-  return names
+  return tuple(POLICY_SPEC.names(policy))
 
 
 def diff_augment(images: jnp.ndarray, key: jax.Array,
