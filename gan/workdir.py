@@ -163,7 +163,7 @@ def check_and_save_config(workdir: str, config, allow_config_change: bool = Fals
                         for k, (a, b) in diffs.items())
       raise IncompatibleConfigError(
           f'The workdir {workdir} holds checkpoints of a run with a different config:\n{lines}\n'
-          'Use another --workdir, or pass --allow_config_change to resume anyway (only safe if '
+          'Use another --workdir, or pass --allow-config-change to resume anyway (only safe if '
           'the parameter shapes still match).')
     if diffs:
       logging.warning('Resuming with changed config fields (allowed): %s', diffs)

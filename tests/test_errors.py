@@ -89,7 +89,7 @@ def test_main_resume_under_a_changed_config(tmp_path, tfds_dir, trained_run_dir)
   workdir = _copy(trained_run_dir, tmp_path)
   proc = _main(_config(tmp_path, tfds_dir, **{'model.g_width': 16, 'num_train_steps': 6}), workdir)
   assert_clean_error(proc, errors.EXIT_CONFIG_CHANGED, 'model.g_width: checkpoint has 8, this run '
-                     'asks for 16', '--allow_config_change')
+                     'asks for 16', '--allow-config-change')
   assert checkpoint.Checkpointer(workdir, read_only=True).latest_step() == 4
 
 
