@@ -120,6 +120,10 @@ def main(argv: Optional[List[str]] = None) -> int:
       destinations.check_file(args.output, '--output', 'eval.json')
     else:
       destinations.check_folder(args.workdir, '--workdir')
+    # The logs that would show progress are quiet by default: say what the wait is for.
+    print(f'Evaluating {args.workdir} ({args.checkpoint} checkpoint); a first evaluation of a run '
+          f'trains its judge classifier and caches it in {rundir.EVAL_CLASSIFIER}/ (minutes on a '
+          'CPU).', flush=True)
     with quiet.logs(args.verbosity):
       report = run_evaluation(args.workdir, args.checkpoint, args.num_samples,
                               args.inception_weights, args.output)
