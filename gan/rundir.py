@@ -120,6 +120,13 @@ def _merge(base: dict, override: dict) -> dict:
   return out
 
 
+def _json_object(text: str) -> dict:
+  value = json.loads(text)
+  if not isinstance(value, dict):
+    raise ValueError('not a JSON object')
+  return value
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run was trained with (workdir/config.json).
 
@@ -127,11 +134,8 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   (placeholders that were unset come back as None, which is what the code expects of them).
   """
   from configs import default as default_config
-  saved = read_run_file(workdir, CONFIG, json.loads,
+  saved = read_run_file(workdir, CONFIG, _json_object,
                         'Copy config.json from a backup of this run, or train a new one.')
-  if not isinstance(saved, dict):
-    raise ValueError(f'The run file {os.path.join(workdir, CONFIG)} is damaged (not a JSON object).'
-                     ' Copy config.json from a backup of this run, or train a new one.')
   return ml_collections.ConfigDict(_merge(default_config.get_config().to_dict(), _tuples(saved)))
 
 
