@@ -75,8 +75,8 @@ EXTRA_COLOURS: Dict[str, Optional[str]] = {
     'mustard': '#e1ad01', 'burgundy': '#800020', 'rust': '#b7410e', 'peach': '#ffe5b4',
     'mauve': '#e0b0ff', 'taupe': '#483c32', 'copper': '#b87333', 'bronze': '#cd7f32',
     'nude': '#e3bc9a', 'lilac': '#c8a2c8', 'mint': '#98ff98', 'camel': '#c19a6b',
-    'rose': '#ff66cc', 'skin': '#e8beac', 'scarlet': '#ff2400', 'emerald': '#50c878', 'multi': None, 'multicolour': None,
-    'multicolor': None,
+    'rose': '#ff66cc', 'skin': '#e8beac', 'scarlet': '#ff2400', 'emerald': '#50c878',
+    'multi': None, 'multicolour': None, 'multicolor': None,
 }
 
 # word -> values it may mean, most specific first; only a target the vocabulary has is used.
@@ -183,8 +183,9 @@ def delta_e(lab1, lab2) -> float:
       h_mean = (h1p + h2p) / 2
     else:
       h_mean = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
-  t = (1 - 0.17 * math.cos(math.radians(h_mean - 30)) + 0.24 * math.cos(math.radians(2 * h_mean))
-       + 0.32 * math.cos(math.radians(3 * h_mean + 6)) - 0.20 * math.cos(math.radians(4 * h_mean - 63)))
+  cos = lambda degrees: math.cos(math.radians(degrees))  # noqa: E731
+  t = (1 - 0.17 * cos(h_mean - 30) + 0.24 * cos(2 * h_mean) + 0.32 * cos(3 * h_mean + 6)
+       - 0.20 * cos(4 * h_mean - 63))
   d_theta = 30 * math.exp(-((h_mean - 275) / 25) ** 2)
   rc = 2 * math.sqrt(cp_mean ** 7 / (cp_mean ** 7 + 25 ** 7))
   sl = 1 + 0.015 * (l_mean - 50) ** 2 / math.sqrt(20 + (l_mean - 50) ** 2)
@@ -226,7 +227,7 @@ def _compact(text: str) -> str:
 
 
 def _singulars(word: str) -> List[str]:
-  """Forms a plural could come from: boxes -> box, bags -> bag, dresses -> dress, berries -> berry."""
+  """Forms a plural may come from: boxes -> box, bags -> bag, dresses -> dress, berries -> berry."""
   forms = []
   if len(word) > 4 and word.endswith('ies'):
     forms.append(word[:-3] + 'y')
@@ -264,6 +265,7 @@ class _Reading:
   attribute: str
   value: str
   how: str  # '' (literal), 'plural', 'synonym', 'nearest catalogue colour'
+  also: Tuple[str, ...] = ()  # Other attributes that have this value too.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,14 +278,14 @@ class _Index:
   typo_words: Tuple[str, ...] = ()  # typo_candidates(), computed once per vocabulary
 
   def lookup_value(self, key: str) -> Optional[_Reading]:
-    hits = self.values.get(key)
-    if hits:
-      return _Reading(*hits[0], '')
+    hits, how = self.values.get(key), ''
     for form in [key] + _singulars(key):
-      hits = self.values.get(form) or self.singular_values.get(form)
       if hits:
-        return _Reading(*hits[0], 'plural')
-    return None
+        break
+      hits, how = self.values.get(form) or self.singular_values.get(form), 'plural'
+    if not hits:
+      return None
+    return _Reading(*hits[0], how, tuple(a for a, _ in hits[1:]))
 
   def lookup_synonym(self, key: str) -> Optional[_Reading]:
     for form in [key] + _singulars(key):
@@ -389,6 +391,8 @@ def parse(text: str, vocabulary: 'Vocabulary') -> Parsed:
     shown = f'{reading.attribute}={reading.value}'
     if how:
       notes.append(f'{typed} -> {reading.value} ({how})')
+    if reading.also:  # The first attribute wins; say where else the word could have gone.
+      notes.append(f'{typed!r} is also a value of {", ".join(reading.also)}; read as {shown}')
     if reading.attribute in assignments and assignments[reading.attribute] != reading.value:
       notes.append(f'{typed!r} replaces {claimed_by[reading.attribute]!r} for '
                    f'{reading.attribute} (the later word wins): {shown}')
@@ -422,7 +426,7 @@ def parse(text: str, vocabulary: 'Vocabulary') -> Parsed:
         reading, detail = _read_typo(index, ''.join(span))
         if reading:
           typed = _span_text(text, words, i, i + n)
-          # "crimsen -> red (typo of crimson; nearest catalogue colour)"; "stripd -> striped (typo)".
+          # "crimsen -> red (typo of crimson; nearest catalogue colour)", "stripd -> striped (typo)"
           how = f'typo of {detail}; {reading.how}' if reading.how in _INDIRECT else 'typo'
           assign(reading, typed, how)
           i += n
