@@ -170,6 +170,7 @@ def test_ciede2000_matches_published_pairs(lab1, lab2, expected):
     ('magenta', 'hotpink'), ('rebeccapurple', 'purple'), ('maroon', 'saddlebrown'),
     ('navy', 'navy'), ('grey', 'gray'), ('silver', 'gray'),
     ('white', 'gray'), ('snow', 'gray'),  # Neutral words stay neutral (no hue to invent).
+    ('royalblue', 'navy'), ('indigo', 'navy'), ('cyan', 'teal'),  # Coloured words stay coloured.
 ])
 def test_colour_words_map_to_nearest_catalogue_colour(word, nearest):
   assert _assign(word, SYNTHETIC) == {'colour': nearest}

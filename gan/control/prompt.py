@@ -116,6 +116,7 @@ color coloured colored pattern patterned patterns shade tone
 _COLOUR_ATTRIBUTE = re.compile(r'colou?r')
 
 _INDIRECT = ('synonym', 'nearest catalogue colour')  # Readings whose note names the word read.
+TEXTILE_KL = 2.0     # CIEDE2000's lightness weight for textiles: shade matters less than hue.
 NEUTRAL_CHROMA = 8.0  # CIELAB chroma below which a colour reads as white/grey/black.
 _MAX_WORDS = 4  # Longest run of words read as one value ("light goldenrod yellow").
 _WORD = re.compile(r'[^\W_]+')  # Letters/digits; '-', '_' and spaces all separate words.
@@ -157,8 +158,8 @@ def srgb_to_lab(rgb) -> Tuple[float, float, float]:
   return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
 
 
-def delta_e(lab1, lab2) -> float:
-  """CIEDE2000 colour difference (Sharma et al. 2005), kL = kC = kH = 1."""
+def delta_e(lab1, lab2, kl: float = 1.0) -> float:
+  """CIEDE2000 colour difference (Sharma et al. 2005), kC = kH = 1; kL = 2 is the textile setting."""
   L1, a1, b1 = lab1
   L2, a2, b2 = lab2
   c_mean = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
@@ -192,7 +193,7 @@ def delta_e(lab1, lab2) -> float:
   sc = 1 + 0.045 * cp_mean
   sh = 1 + 0.015 * cp_mean * t
   rt = -math.sin(math.radians(2 * d_theta)) * rc
-  return math.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
+  return math.sqrt((dl / (kl * sl)) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
 
 
 def chroma(lab) -> float:
@@ -202,11 +203,12 @@ def chroma(lab) -> float:
 def nearest_colour(lab, targets):
   """The target (name, Lab) nearest to `lab` by CIEDE2000, which weighs hue more than plain
   Euclidean CIELAB does (pink -> hotpink, not gray). A near-neutral colour has no hue to keep,
-  so it goes to a near-neutral target when there is one (white -> gray, not a pale blue)."""
-  if chroma(lab) < NEUTRAL_CHROMA:
-    neutral = [t for t in targets if chroma(t[1]) < NEUTRAL_CHROMA]
-    targets = neutral or targets
-  return min(targets, key=lambda t: delta_e(t[1], lab))[0]
+  so it goes to a near-neutral target when there is one (white -> gray, not a pale blue), and a
+  coloured word to a coloured target (royalblue -> navy, not gray). Lightness counts half (kL = 2,
+  as textile colour matching weighs it): a word names a hue more than a shade."""
+  neutral = chroma(lab) < NEUTRAL_CHROMA
+  same_kind = [t for t in targets if (chroma(t[1]) < NEUTRAL_CHROMA) == neutral]
+  return min(same_kind or targets, key=lambda t: delta_e(t[1], lab, kl=TEXTILE_KL))[0]
 
 
 def colour_hex(name: str) -> Optional[str]:
