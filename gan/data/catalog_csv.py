@@ -36,8 +36,10 @@ _DELIMITERS = (',', ';', '\t')
 
 
 def feature_name(header: str, index: int) -> str:
-  """CSV header -> ClassLabel feature name (lower_snake_case ASCII; accents dropped)."""
+  """CSV header -> ClassLabel feature name (lower_snake_case ASCII: baseColour -> base_colour,
+  'Colour Name' -> colour_name; accents dropped)."""
   ascii_text = unicodedata.normalize('NFKD', header).encode('ascii', 'ignore').decode()
+  ascii_text = re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', ascii_text)
   name = re.sub(r'[^0-9a-z]+', '_', ascii_text.strip().lower()).strip('_')
   if not name:
     return f'column_{index + 1}'  # A header with no Latin letters, e.g. '颜色'.
@@ -229,7 +231,8 @@ def scan_csv(source: str, csv_path: str, data_dir: str, id_column: Optional[str]
     values = tuple(label_text(v) for v in values)
     key = rel(path, source)
     if key in first_seen:
-      first_line, first_values = first_seen[key]
+      first = candidates[first_seen[key]]
+      first_line, first_values = first.row, first.values
       differ = [f'{h} {a!r} vs {b!r}' for h, a, b in zip(table.columns.values(), first_values,
                                                           values) if a != b]
       differing += bool(differ)
@@ -237,7 +240,7 @@ def scan_csv(source: str, csv_path: str, data_dir: str, id_column: Optional[str]
                 (f' (labels differ: {"; ".join(differ)})' if differ else ' (same labels)'))
       skipped.append(Skipped(relative, 'duplicate', detail, line))
       continue
-    first_seen[key] = (line, values)
+    first_seen[key] = len(candidates)
     candidates.append(Candidate(key, values, line))
   if not num_rows:
     raise CatalogError(f'--csv {csv_path} has a header but no rows. {USAGE}')
@@ -248,7 +251,7 @@ def scan_csv(source: str, csv_path: str, data_dir: str, id_column: Optional[str]
         f'{f", template {table.template!r}" if path_template else ""}). The '
         f'{"first column" if id_column is None else "--id-column"} must hold image paths '
         'relative to --source (or ids, with --path-template); check --source and the columns.')
-  warnings = _unlisted_warnings(source, data_dir, set(first_seen))
+  warnings = _unlisted_warnings(source, data_dir, first_seen)
   if differing:
     warnings.append(f'{differing} CSV rows list a file again with different labels; the first '
                     "row's labels were kept (see 'duplicate' in the report)")

@@ -81,9 +81,9 @@ def _decode_chunk(paths: Sequence[str]) -> List[tuple]:
   return [decode_file(p, _SETTINGS) for p in paths]
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[List[str]]:
-  for i in range(0, len(items), size):
-    yield list(items[i:i + size])
+def _chunks(candidates: Sequence[Candidate], source: str, size: int) -> Iterator[List[str]]:
+  for i in range(0, len(candidates), size):  # Absolute paths made as needed, not all at once.
+    yield [os.path.join(source, c.path) for c in candidates[i:i + size]]
 
 
 def ordered_map(fn: Callable, chunks: Iterator, submit: Optional[Callable], window: int
@@ -158,7 +158,6 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
                progress: Optional[Callable[[int], None]] = None) -> Decoded:
   """Decodes, validates, de-duplicates (first copy wins) and stages every candidate."""
   progress = progress or (lambda n: None)
-  paths = [os.path.join(source, c.path) for c in candidates]
   kept, skipped, upscaled = [], [], 0
   by_bytes, by_pixels = {}, {}
   executor = None
@@ -170,7 +169,7 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
   else:
     fn, submit = (lambda chunk: [decode_file(p, settings) for p in chunk]), None
   try:
-    results = ordered_map(fn, _chunks(paths, CHUNK), submit, window=2 * workers + 2)
+    results = ordered_map(fn, _chunks(candidates, source, CHUNK), submit, window=2 * workers + 2)
     for i, result in enumerate(results):
       c = candidates[i]
       progress(1)

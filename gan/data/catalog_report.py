@@ -100,7 +100,9 @@ class BuildReport:
     return dict(sorted(collections.Counter(s.reason for s in self.skipped).items()))
 
   def to_dict(self) -> dict:
-    d = dataclasses.asdict(self)
+    # Shallow: the examples list (one small dict per image) is not deep-copied for the JSON.
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    d['skipped'] = [dataclasses.asdict(s) for s in self.skipped]
     d['builder'] = BUILDER_ID
     d['num_images'] = self.num_images
     d['skipped_counts'] = self.skipped_counts
