@@ -27,7 +27,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from gan.data import images
 from gan.data.catalog_report import CatalogError, Skipped, has_bad_bytes, printable
-from gan.data.catalog_scan import Candidate, label_text, rel, walk
+from gan.data.catalog_scan import Candidate, label_text, loops, rel, walk
 
 USAGE = ('The CSV needs a header row, then one row per image: the image path relative to '
          '--source (or an id with --id-column/--path-template), then one value per attribute, '
@@ -218,6 +218,9 @@ def scan_csv(source: str, csv_path: str, data_dir: str, id_column: Optional[str]
       skipped.append(Skipped(relative, 'outside_source', f'not inside {source}', line))
       continue
     path = _existing(path)
+    if os.path.islink(path) and loops(path):
+      skipped.append(Skipped(relative, 'link_loop', 'a link that leads to itself', line))
+      continue
     if not os.path.isfile(path):
       what = 'a folder' if os.path.isdir(path) else 'no such file'
       skipped.append(Skipped(relative, 'missing_file', f'{path}: {what}', line))

@@ -34,7 +34,8 @@ def label_text(value: str) -> str:
   return unicodedata.normalize('NFC', value.strip())
 
 
-def _loops(path: str) -> bool:
+def loops(path: str) -> bool:
+  """Whether a link leads back to itself (ELOOP)."""
   try:
     os.stat(path)
   except OSError as e:
@@ -77,7 +78,7 @@ def walk(source: str, exclude: Optional[str] = None, skipped: Optional[List] = N
     files = []
     for f in sorted(filenames):
       path = os.path.join(dirpath, f)
-      if os.path.islink(path) and _loops(path):
+      if os.path.islink(path) and loops(path):
         report(Skipped(rel(path, source), 'link_loop', 'a link that leads to itself'))
       else:
         files.append(f)
