@@ -242,7 +242,7 @@ def test_memory_stays_flat_over_a_growing_folder(tmp_path):
   """A small-scale experiments/benchmark_catalog.py: 1,000 images need about the memory of 200.
 
   Noise photos make ~12 KB PNGs at 64 px, so a builder holding every image (as the builder did
-  before it streamed) would need ~20 MB more for 1,000 than for 200 (twice that with the
+  before it streamed) needs ~26 MB more for 1,000 than for 200 (the PNGs and the
   serialized records); the streaming one holds a few hundred bytes per image.
   """
   source = tmp_path / 'src'
@@ -264,7 +264,8 @@ def test_memory_stays_flat_over_a_growing_folder(tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result['images'] == n
     rss[n] = result['rss'] / 1024
-  assert rss[1000] - rss[200] < 12, rss  # MiB; holding the pixels would add ~20-40.
+  # Measured: +6 MiB streaming; +26 MiB for the builder before it streamed (it held the PNGs).
+  assert rss[1000] - rss[200] < 15, rss
 
 
 # ----------------------------------------------------------------------------- interruption
@@ -363,3 +364,26 @@ def test_ctrl_c_and_kill_never_expose_a_half_built_dataset(tmp_path):
   report = catalog.build_catalog(source, out, name='cat', resolution=2 * R, workers=1)
   assert sorted(os.listdir(out)) == ['cat'] and _shape(out, 'cat') == (2 * R, 2 * R, 3)
   assert report.num_images == 40
+
+
+def test_parallel_decoding_matches_in_process(tmp_path):
+  """Worker processes give the same staged images, skips and first-copy-wins as one process."""
+  source = _photos(tmp_path / 'src', n=36)
+  (tmp_path / 'src' / 'bag' / 'bad.png').write_bytes(b'garbage')
+  (tmp_path / 'src' / 'bag' / 'copy.png').write_bytes((tmp_path / 'src' / 'bag' / '1.png')
+                                                       .read_bytes())
+  from gan.data import catalog_scan  # pylint: disable=g-import-not-at-top
+  candidates, _, _ = catalog_scan.scan_folders(source, str(tmp_path / 'out'))
+  settings = catalog_decode.Settings(R, 'pad', (255, 255, 255))
+  results = {}
+  for workers in (1, 2):
+    staged = catalog_decode.Staged(str(tmp_path / f'staged{workers}.bin'))
+    decoded = catalog_decode.decode_all(candidates, source, settings, staged, ['category'],
+                                        workers=workers)
+    results[workers] = (decoded.kept, [(s.path, s.reason, s.detail) for s in decoded.skipped],
+                        [staged.read(i) for i in range(len(decoded.kept))])
+    staged.close()
+  assert results[1] == results[2]
+  assert sorted(r[:2] for r in results[2][1]) == [('bag/bad.png', 'corrupt'),
+                                                  ('bag/copy.png', 'duplicate')]
+  assert len(results[2][0]) == 36

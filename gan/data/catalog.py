@@ -230,10 +230,10 @@ def _build_in(work: str, report: BuildReport, candidates, settings: Settings,
                    f'ClassLabel attributes: {", ".join(report.vocabulary)}.')
     built = os.path.join(work, report.name)
     log(f'Writing {report.num_images} examples ...')
+    spec = features_dict(report.resolution, report.vocabulary, report.columns)  # Loads TF.
     bar = Progress('writing', report.num_images, progress, interval)
-    _write_tfds(os.path.join(built, VERSION), report.name,
-                features_dict(report.resolution, report.vocabulary, report.columns),
-                split_ranks, positions, staged, ids, features, description, bar.update)
+    _write_tfds(os.path.join(built, VERSION), report.name, spec, split_ranks, positions, staged,
+                ids, features, description, bar.update)
     bar.close()
   finally:
     staged.close()

@@ -9,6 +9,7 @@ What the parent holds per image is two 16-byte digests and a file offset.
 import array
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import hashlib
 import io
@@ -21,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from gan.data import images
-from gan.data.catalog_report import Skipped
+from gan.data.catalog_report import CatalogError, Skipped
 from gan.data.catalog_scan import Candidate
 
 CHUNK = 16  # Files per task: big enough to hide the inter-process cost, small for the ETA.
@@ -161,7 +162,7 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
   kept, skipped, upscaled = [], [], 0
   by_bytes, by_pixels = {}, {}
   executor = None
-  if workers > 1:
+  if workers > 1 and len(candidates) > CHUNK:  # Fewer files do not pay for starting workers.
     executor = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context('spawn'),
         initializer=_init_worker, initargs=(settings,))
@@ -189,6 +190,11 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
       by_bytes[by_b] = by_pixels[by_p] = staged.append(png)
       kept.append(i)
     staged.finish()
+  except concurrent.futures.process.BrokenProcessPool as e:
+    raise CatalogError(
+        f'A decoding worker died ({e}): out of memory (lower --max-pixels or --workers), or a '
+        'file that crashes the image library. Nothing was installed; rerun with --workers 1 '
+        'to see which file it is.') from None
   finally:
     if executor is not None:
       executor.shutdown(wait=True, cancel_futures=True)
