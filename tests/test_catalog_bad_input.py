@@ -216,3 +216,20 @@ def test_messy_folders(tmp_path):
       'bag/ok one.png', 'bag/日本 2.png', 'shoe/a.png', 'shoe/caf\\xe9.png', f'{NFD}/n.png'])
   json.dumps(report.to_dict())  # Everything in the report is text.
   assert 'link_loop: 3' in report.summary()
+
+
+def test_nul_bytes_and_control_characters_never_become_labels(tmp_path):
+  source = str(tmp_path)
+  for name, grey in (('a.png', 10), ('b.png', 20), ('c.png', 30)):
+    _solid(f'{source}/i/{name}', grey)
+  with open(f'{source}/l.csv', 'wb') as f:
+    f.write(b'path,colour\ni/a.png,red\ni/b\x00.png,blue\ni/b.png,bl\x00ue\n'
+            b'i/c.png,"multi\nline"\n')
+  candidates, skipped, _, _ = catalog_csv.scan_csv(source, f'{source}/l.csv', f'{source}/o')
+  assert [(c.path, c.values) for c in candidates] == [('i/a.png', ('red',))]
+  assert [(s.path, s.reason, s.row) for s in skipped] == [
+      ('i/b\x00.png', 'missing_file', 3), ('i/b.png', 'bad_value', 4),
+      ('i/c.png', 'bad_value', 5)]
+  with pytest.raises(catalog.CatalogError, match='cannot be filled in'):
+    catalog_csv.scan_csv(source, f'{source}/l.csv', f'{source}/o', id_column='path',
+                         path_template='{id:05d}.png')

@@ -128,6 +128,11 @@ class Table:
     for f in self.fields:
       if f != 'id':
         _find_column(header, f, f'--path-template field {{{f}}}')
+    try:
+      self.template.format_map({f: '' for f in self.fields})
+    except (ValueError, IndexError, KeyError) as e:
+      raise CatalogError(f'--path-template {self.template!r} cannot be filled in ({e}); use '
+                         "plain fields, e.g. 'images/{id}.jpg'.") from None
     if 'id' not in self.fields and path_template:
       raise CatalogError(f'--path-template {path_template!r} has no {{id}}: write where the '
                          "id goes, e.g. 'images/{id}.jpg'.")
@@ -267,7 +272,8 @@ def _value_problem(values: Sequence[str], headers: Sequence[str], encoding: str
   checks = (('missing_value', 'empty', lambda v: not v),
             ('bad_encoding', f'not {encoding} text (pass --csv-encoding, e.g. cp1252, if the '
              'file was saved in another encoding) in', has_bad_bytes),
-            ('bad_value', 'line break in', lambda v: '\n' in v or '\r' in v))
+            ('bad_value', 'line break or control character in',
+             lambda v: any(ch < ' ' or ch == '\x7f' for ch in v)))
   for reason, what, bad in checks:
     columns = [h for h, v in zip(headers, values) if bad(v)]
     if columns:

@@ -17,7 +17,7 @@ SKIP_REASONS = dict(images.REASONS, **{
     'outside_source': 'a CSV row whose path points outside --source',
     'missing_path': 'a CSV row with an empty path cell',
     'missing_value': 'a CSV row with an empty attribute value',
-    'bad_value': 'an attribute value that contains a line break',
+    'bad_value': 'an attribute value that contains a line break or another control character',
     'bad_encoding': 'a CSV cell or folder name that is not text in the expected encoding',
     'malformed_row': 'a CSV row with more or fewer cells than the header',
     'rare_value': 'an attribute value seen fewer than --min-count times (--drop-rare)',
