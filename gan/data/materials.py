@@ -118,8 +118,8 @@ def _fabric(s: Surface, rng: np.random.Generator):
   lit = np.cos(s.light) * s.x + np.sin(s.light) * s.y
   edges = 1.0 - 0.3 * np.exp(np.minimum(s.sdf, 0.0) / 0.05)   # Soft, rounded fabric edges.
   diffuse = (1.1 + 0.6 * s.strength * lit) * edges
-  d = 1.02 * diffuse * (1.0 + 0.2 * weave + 0.04 * fuzz) * s.tone
-  spec = 0.07 * np.maximum(weave, 0.0)           # Thread crests catch a little light.
+  d = 1.02 * diffuse * (1.0 + 0.28 * weave + 0.04 * fuzz) * s.tone
+  spec = 0.09 * np.maximum(weave, 0.0)           # Thread crests catch a little light.
   return d, spec
 
 

@@ -97,6 +97,18 @@ class SyntheticProducts(tfds.core.GeneratorBasedBuilder):
   def code_path(cls) -> epath.Path:
     return epath.Path(__file__)
 
+  def download_and_prepare(self, *args, **kwargs):
+    """Also builds 1.0.0. TFDS only generates the newest version, so that newer code cannot
+    build old data wrongly; this builder still renders 1.0.0 exactly (make_example with
+    material=False), so a fresh machine can rebuild the data of runs trained on it."""
+    if self.version == self.canonical_version:
+      return super().download_and_prepare(*args, **kwargs)
+    self.__dict__['canonical_version'] = self.version  # A cached_property: this shadows it.
+    try:
+      return super().download_and_prepare(*args, **kwargs)
+    finally:
+      del self.__dict__['canonical_version']
+
   @property
   def has_material(self) -> bool:
     return self.version >= _MATERIAL_VERSION
