@@ -140,7 +140,7 @@ def _plastic(s: Surface, rng: np.random.Generator):
 def _metal(s: Surface, rng: np.random.Generator):
   """Polished metal: a mirror of the studio (bright sky over a dark floor, one tall softbox), so
   hard-edged bands of high contrast run across the product and the softbox shows as a white
-  streak. Above 1 the reflection whitens instead of saturating, as metal highlights do."""
+  streak, with white glints where upper rims face the top of the sky."""
   n = _normals(s, bevel=_F(rng.uniform(0.16, 0.22)), dome=_F(rng.uniform(1.0, 1.4)))
   # Reflected view ray r = 2 (n . v) n - v with v = (0, 0, 1).
   rx, ry = 2.0 * n[2] * n[0], 2.0 * n[2] * n[1]
@@ -169,8 +169,8 @@ def _leather(s: Surface, rng: np.random.Generator):
   lambert = np.maximum(_dot(n, light), 0.0)
   pebbles = np.tanh(1.5 * value_noise(rng, s.x.shape[0], 56))
   burnish = 1.0 - 0.25 * np.exp(np.minimum(s.sdf, 0.0) / 0.04)
-  # Stitches: a dashed line a little inside the outline (the soft-xor checker dashes it in every
-  # direction the outline runs).
+  # Stitches: a line a little inside the outline, dashed by a checkerboard (which alternates
+  # along every direction the outline can run).
   inset, period = _F(rng.uniform(0.06, 0.075)), _F(rng.uniform(0.09, 0.11))
   line = np.clip(1.0 - np.abs(-s.sdf - inset) / (0.9 * s.pix), 0.0, 1.0)
   a = (np.floor(s.x / period) + np.floor(s.y / period)) % 2
