@@ -162,19 +162,19 @@ def _mean_stats(material):
 def test_materials_differ_measurably():
   fabric, plastic, metal, leather = (_mean_stats(m) for m in range(N_MAT))
   # Texture (median high-pass magnitude): the weave, then the leather grain; plastic is smooth.
-  assert fabric['texture'] > 1.8 * leather['texture'], (fabric, leather)
+  assert fabric['texture'] > 1.6 * leather['texture'], (fabric, leather)
   assert leather['texture'] > 5 * plastic['texture'], (leather, plastic)
   assert metal['texture'] > 3 * plastic['texture'], (metal, plastic)
   # Highlights: metal's reflections, then plastic's sharp spot, then leather's soft sheen; the
   # matte fabric has none.
-  assert metal['highlight'] > 1.3 * plastic['highlight'], (metal, plastic)
+  assert metal['highlight'] > 1.15 * plastic['highlight'], (metal, plastic)
   assert plastic['highlight'] > 1.5 * leather['highlight'], (plastic, leather)
   assert leather['highlight'] > 1.2 * fabric['highlight'], (leather, fabric)
   assert metal['near_white'] > plastic['near_white'] > 0
   assert fabric['near_white'] == 0 and leather['near_white'] == 0
   # Contrast: metal's bright sky and dark floor.
   for other in (fabric, plastic, leather):
-    assert metal['contrast'] > 1.8 * other['contrast'], (metal, other)
+    assert metal['contrast'] > 1.6 * other['contrast'], (metal, other)
 
 
 def test_material_is_recognisable_from_four_statistics():

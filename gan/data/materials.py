@@ -107,7 +107,7 @@ MATERIAL_SHADERS = registry.Registry('material')
 @MATERIAL_SHADERS.register('fabric')
 def _fabric(s: Surface, rng: np.random.Generator):
   """Matte woven cloth: a fine plain weave and soft, purely diffuse light; no highlight."""
-  period = _F(rng.uniform(0.085, 0.11))          # ~3 px at 64 px
+  period = _F(rng.uniform(0.1, 0.125))           # ~3.5 px at 64 px
   angle = rng.uniform(-0.3, 0.3)
   c, sn = np.cos(angle), np.sin(angle)
   u = (c * s.x + sn * s.y) * (2 * np.pi / period)
@@ -132,7 +132,7 @@ def _plastic(s: Surface, rng: np.random.Generator):
   lambert = np.maximum(_dot(n, light), 0.0)
   d = (0.7 + 0.42 * lambert) * s.tone
   n_h = np.maximum(_dot(n, _half_vector(light)), 0.0)
-  spec = 0.95 * n_h ** _F(rng.uniform(120, 220))
+  spec = 0.95 * n_h ** _F(rng.uniform(80, 140))
   return d, spec
 
 
@@ -168,7 +168,7 @@ def _leather(s: Surface, rng: np.random.Generator):
   light = _light_vector(s.light, rng.uniform(0.8, 1.0))
   lambert = np.maximum(_dot(n, light), 0.0)
   pebbles = np.tanh(1.5 * value_noise(rng, s.x.shape[0], 56))
-  burnish = 1.0 - 0.25 * np.exp(np.minimum(s.sdf, 0.0) / 0.04)
+  burnish = 1.0 - 0.3 * np.exp(np.minimum(s.sdf, 0.0) / 0.045)
   # Stitches: a line a little inside the outline, dashed by a checkerboard (which alternates
   # along every direction the outline can run).
   inset, period = _F(rng.uniform(0.06, 0.075)), _F(rng.uniform(0.09, 0.11))
@@ -178,7 +178,7 @@ def _leather(s: Surface, rng: np.random.Generator):
   d = _expose((0.74 + 0.4 * lambert) * (1.0 + 0.1 * pebbles) * burnish * (1.0 - 0.35 * stitch)
               * s.tone, s, 0.94)
   n_h = np.maximum(_dot(n, _half_vector(light)), 0.0)
-  spec = 0.22 * n_h ** _F(rng.uniform(8, 12)) * (1.0 + 0.5 * pebbles) + 0.15 * stitch
+  spec = 0.22 * n_h ** _F(rng.uniform(6, 9)) * (1.0 + 0.5 * pebbles) + 0.15 * stitch
   return d, spec
 
 
