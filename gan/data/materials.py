@@ -132,7 +132,8 @@ def _plastic(s: Surface, rng: np.random.Generator):
   lambert = np.maximum(_dot(n, light), 0.0)
   d = (0.7 + 0.42 * lambert) * s.tone
   n_h = np.maximum(_dot(n, _half_vector(light)), 0.0)
-  spec = 0.95 * n_h ** _F(rng.uniform(80, 140))
+  # A clipped lobe: a pure white core with a short falloff, as a glossy surface shows the lamp.
+  spec = np.minimum(1.8 * n_h ** _F(rng.uniform(70, 120)), 1.0)
   return d, spec
 
 
