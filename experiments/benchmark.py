@@ -55,7 +55,8 @@ def make_train_step(config, num_classes, batch: int):
       steps.make_train_step(config, g, d, g_tx, d_tx, g_s, d_s, num_classes))
   rng = np.random.default_rng(0)
   n_dev = jax.local_device_count()
-  images = rng.uniform(-1, 1, (n_dev, batch // n_dev, 64, 64, 3)).astype(np.float32)
+  r = d.resolution  # The model interface (gan/models/interface.py).
+  images = rng.uniform(-1, 1, (n_dev, batch // n_dev, r, r, 3)).astype(np.float32)
   labels = np.stack([rng.integers(0, max(c, 1), (n_dev, batch // n_dev)) for c in num_classes],
                     -1).astype(np.int32) if num_classes else np.zeros((n_dev, batch // n_dev, 0),
                                                                         np.int32)

@@ -1,12 +1,14 @@
-"""Model registry: configs choose generator and discriminator by name."""
+"""Model registry: configs choose generator and discriminator by name.
+
+Every registered class implements the model interface (gan/models/interface.py): registration
+checks it, and the tools use nothing else.
+"""
 import ml_collections
 
-from gan.models import dcgan
-from gan.registry import Registry
+from gan.models import dcgan, interface
 
-GENERATORS = Registry('generator')
-DISCRIMINATORS = Registry('discriminator')
-D_NORMS = ('batch', 'spectral', 'none')
+GENERATORS = interface.ModelRegistry('generator', interface.check_generator)
+DISCRIMINATORS = interface.ModelRegistry('discriminator', interface.check_discriminator)
 
 GENERATORS.register('dcgan')(dcgan.DCGANGenerator)
 DISCRIMINATORS.register('dcgan')(dcgan.DCGANDiscriminator)
@@ -15,17 +17,8 @@ DISCRIMINATORS.register('dcgan')(dcgan.DCGANDiscriminator)
 def build_models(config: ml_collections.ConfigDict, num_classes, axis_name=None):
   """(generator, discriminator) modules for `config`; num_classes per conditioned attribute."""
   m = config.model
-  if m.d_norm not in D_NORMS:
-    raise ValueError(f'Unknown discriminator normalisation {m.d_norm!r}. '
-                     f'Valid d_norm names: {", ".join(D_NORMS)}.')
   num_classes = tuple(num_classes) if m.conditional else ()
-  resolution = config.data.resolution
-  generator = GENERATORS.get(m.generator)(
-      resolution=resolution, width=m.g_width, num_classes=num_classes, embed_dim=m.embed_dim,
-      upsample_impl=m.upsample_impl, axis_name=axis_name,
-      latent_in_every_layer=bool(m.get('latent_in_every_layer', False)))
-  discriminator = DISCRIMINATORS.get(m.discriminator)(
-      resolution=resolution, width=m.d_width, num_classes=num_classes, norm=m.d_norm,
-      downsample_impl=m.downsample_impl, axis_name=axis_name,
-      aux_classifier=bool(m.get('aux_classifier', False) and num_classes))
+  generator = GENERATORS.get(m.generator).from_config(config, num_classes, axis_name)
+  discriminator = DISCRIMINATORS.get(m.discriminator).from_config(config, num_classes, axis_name)
+  interface.check_built(generator, discriminator, m.latent_dim, config.data.resolution)
   return generator, discriminator
