@@ -267,7 +267,7 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
   assert np.all(np.diff(eigenvalues) <= 1e-9)
   # The first direction moves the first layer's output more than any random unit direction.
   assert not run.generator.latent_in_every_layer  # so z's weight is the first layer's alone
-  kernel_z = run.generator.latent_weight(run.state.ema_params)
+  kernel_z = run.generator.latent_weight(run.g_variables)
   assert kernel_z.shape[0] == d
   random_dirs = np.random.default_rng(0).normal(size=(100, d))
   random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
@@ -301,15 +301,15 @@ def test_sefa_stacks_every_layer_that_reads_z():
                        'beta': {'kernel': np.zeros((d + 6, 4))}}}
   first_only = DCGANGenerator(latent_dim=d)
   every = DCGANGenerator(latent_dim=d, latent_in_every_layer=True)
-  assert first_only.latent_weight(params).shape == (d, 32)
-  stacked = every.latent_weight(params)
+  assert first_only.latent_weight({'params': params}).shape == (d, 32)
+  stacked = every.latent_weight({'params': params})
   assert stacked.shape == (d, 32 + 16 + 8)
   np.testing.assert_array_equal(stacked[:, 32:40], params['norm_0']['gamma']['kernel'][:d])
-  dirs, _ = sefa.sefa_directions(every, params)
+  dirs, _ = sefa.sefa_directions(every, {'params': params})
   np.testing.assert_allclose(dirs @ dirs.T, np.eye(d), atol=1e-6)
   # A large z path in a norm layer changes which direction is strongest.
   params['norm_1']['gamma']['kernel'][0] = 1e3
-  top, _ = sefa.sefa_directions(every, params, 1)
+  top, _ = sefa.sefa_directions(every, {'params': params}, 1)
   assert abs(top[0][0]) > 0.99
 
 

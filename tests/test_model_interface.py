@@ -1,10 +1,10 @@
 """The model interface (gan/models/interface.py): every tool works through it, for every model.
 
 Each tool (gan.sample with sweep / interpolate / SeFa directions and edits, gan.invert, the
-training's sample grids, the evaluator, the benchmark's train step) runs on a tiny `dcgan` run and
-on a tiny `fake_iface` model defined here, whose parameters share no name with dcgan's: if a tool
-looked up dcgan's names, the fake would fail. A class that lacks part of the interface is refused
-at registration with an error naming what is missing.
+training's sample grids, the evaluator, the benchmark's train step) runs on tiny `dcgan` and
+`biggan` runs and on a tiny `fake_iface` model defined here, whose parameters share no name with
+either: if a tool looked up a model's own names, the fake would fail. A model that lacks part of
+the interface is refused by build_models with an error naming what is missing.
 """
 import os
 import shutil
@@ -23,7 +23,7 @@ from gan import sample as sample_cli
 from gan.control import generation, inversion, loading, sefa
 from gan.data import pipeline
 from gan.evaluation import evaluator as evaluator_lib
-from gan.models import DISCRIMINATORS, GENERATORS, build_models, interface
+from gan.models import DISCRIMINATORS, GENERATORS, biggan, build_models, interface
 from tests.conftest import tiny_config
 from tests.test_evaluate import EVAL_OVERRIDES
 
@@ -39,13 +39,8 @@ class FakeGenerator(nn.Module):
   bn_momentum: float = 0.9
   axis_name: Optional[str] = None
 
-  @classmethod
-  def from_config(cls, config, num_classes, axis_name=None):
-    return cls(latent_dim=int(config.model.latent_dim), resolution=config.data.resolution,
-               num_classes=tuple(num_classes), axis_name=axis_name)
-
-  def latent_weight(self, params):
-    return np.asarray(params['from_z']['kernel'], np.float64)
+  def latent_weight(self, variables):
+    return np.asarray(variables['params']['from_z']['kernel'], np.float64)
 
   @nn.compact
   def __call__(self, z, labels, train: bool = True):
@@ -66,10 +61,6 @@ class FakeDiscriminator(nn.Module):
   resolution: int
   num_classes: Sequence[int] = ()
 
-  @classmethod
-  def from_config(cls, config, num_classes, axis_name=None):
-    return cls(resolution=config.data.resolution, num_classes=tuple(num_classes))
-
   @nn.compact
   def __call__(self, x, labels, train: bool = True):
     h = x
@@ -80,26 +71,38 @@ class FakeDiscriminator(nn.Module):
     return nn.Dense(1, name='judge')(h.reshape(h.shape[0], -1))[:, 0]
 
 
-if FAKE not in GENERATORS:
-  GENERATORS.register(FAKE)(FakeGenerator)
-  DISCRIMINATORS.register(FAKE)(FakeDiscriminator)
+def _register(name, generator=None, discriminator=None):
+  """Registers factories (the registry's entry form) for test models, once per process."""
+  if generator and name not in GENERATORS:
+    GENERATORS.register(name)(lambda m, r, nc, axis: generator(
+        latent_dim=m.latent_dim, resolution=r, num_classes=nc, axis_name=axis))
+  if discriminator and name not in DISCRIMINATORS:
+    DISCRIMINATORS.register(name)(lambda m, r, nc, axis: discriminator(resolution=r,
+                                                                        num_classes=nc))
 
-MODELS = ('dcgan', FAKE)
 
+_register(FAKE, FakeGenerator, FakeDiscriminator)
 
-def _fake_overrides():
-  return {'model.generator': FAKE, 'model.discriminator': FAKE, 'model.aux_classifier': False,
-          'aux_classifier_weight': 0.0}
+MODELS = ('dcgan', 'biggan', FAKE)
+OVERRIDES = {
+    'dcgan': {},
+    'biggan': {'model.generator': 'biggan', 'model.discriminator': 'biggan', 'model.ch': 4,
+               'loss': 'hinge'},
+    FAKE: {'model.generator': FAKE, 'model.discriminator': FAKE, 'model.aux_classifier': False,
+           'aux_classifier_weight': 0.0},
+}
 
 
 @pytest.fixture(scope='module')
 def run_dirs(trained_run_dir, tfds_dir, tmp_path_factory):
-  """{model: workdir}: the shared tiny dcgan run and a tiny fake run trained the same way."""
-  workdir = str(tmp_path_factory.mktemp('fake_run'))
-  config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 2,
-                          'sample_every_steps': 0, **_fake_overrides()})
-  train.train_and_evaluate(config, workdir)
-  return {'dcgan': trained_run_dir, FAKE: workdir}
+  """{model: workdir}: the shared tiny dcgan run; tiny biggan and fake runs trained alike."""
+  dirs = {'dcgan': trained_run_dir}
+  for model in ('biggan', FAKE):
+    dirs[model] = str(tmp_path_factory.mktemp(f'{model}_run'))
+    config = tiny_config(**{'data.data_dir': tfds_dir, 'num_train_steps': 2,
+                            'sample_every_steps': 0, **OVERRIDES[model]})
+    train.train_and_evaluate(config, dirs[model])
+  return dirs
 
 
 @pytest.fixture(scope='module', params=MODELS)
@@ -111,38 +114,49 @@ def model_run(request, run_dirs):
 
 # ---- The contract itself ----
 
-def test_registration_names_what_is_missing():
-  class Incomplete(nn.Module):
-    resolution: int = 16
+class Incomplete(nn.Module):
+  """A generator without latent_dim, bn_momentum, latent_weight."""
+  resolution: int = 16
+  num_classes: Sequence[int] = ()
+  axis_name: Optional[str] = None
 
-    @nn.compact
-    def __call__(self, z, labels, train=True):
-      return z
+  @nn.compact
+  def __call__(self, z, labels, train=True):
+    return z
 
-  generators = interface.ModelRegistry('generator', interface.check_generator)
+
+class NoResolution(nn.Module):
+  num_classes: Sequence[int] = ()
+
+  @nn.compact
+  def __call__(self, x, labels, train=True):
+    return x
+
+
+def test_a_model_missing_the_interface_is_refused_naming_what_is_missing():
+  if 'iface_incomplete' not in GENERATORS:
+    GENERATORS.register('iface_incomplete')(
+        lambda m, r, nc, axis: Incomplete(resolution=r, num_classes=nc, axis_name=axis))
+    DISCRIMINATORS.register('iface_no_resolution')(lambda m, r, nc, axis: NoResolution(nc))
+  config = tiny_config(**{**OVERRIDES[FAKE], 'model.generator': 'iface_incomplete'})
   with pytest.raises(TypeError) as error:
-    generators.register('incomplete')(Incomplete)
+    build_models(config, (3,))
   message = str(error.value)
-  for missing in ("field 'latent_dim'", "field 'bn_momentum'", 'method from_config()',
-                  'method latent_weight()', 'gan/models/interface.py', "'incomplete'"):
+  for missing in ("generator 'iface_incomplete' (Incomplete)", "field 'latent_dim'",
+                  "field 'bn_momentum'", 'method latent_weight()', 'gan/models/interface.py'):
     assert missing in message, message
   assert "'resolution'" not in message  # Only what is missing is named.
-  assert 'incomplete' not in generators
-
-  class NoResolution(nn.Module):
-    @classmethod
-    def from_config(cls, config, num_classes, axis_name=None):
-      return cls()
-
-  discriminators = interface.ModelRegistry('discriminator', interface.check_discriminator)
-  with pytest.raises(TypeError, match=r"discriminator 'bare'.*missing field 'resolution'"):
-    discriminators.register('bare')(NoResolution)
-  discriminators.register('fake')(FakeDiscriminator)  # A complete one registers.
-  assert discriminators.names() == ['fake']
+  config = tiny_config(**{**OVERRIDES[FAKE], 'model.discriminator': 'iface_no_resolution'})
+  with pytest.raises(TypeError, match=r"discriminator 'iface_no_resolution'.*missing field "
+                     r"'resolution'"):
+    build_models(config, (3,))
+  interface.check_generator(FakeGenerator)  # Classes can be checked too; complete ones pass.
+  with pytest.raises(TypeError, match='method latent_weight'):
+    interface.check_generator(Incomplete)
 
 
 def test_built_models_must_agree_with_the_config():
-  config = tiny_config(**_fake_overrides())
+  config = tiny_config(**OVERRIDES[FAKE])
   g, d = build_models(config, (3,))
   assert (g.latent_dim, g.resolution, d.resolution) == (16, 16, 16)
   with pytest.raises(ValueError, match='model.latent_dim=16'):
@@ -166,16 +180,16 @@ def test_a_discriminator_that_sows_nothing_is_a_clear_error():
     interface.d_features(d, variables, x, None)
 
 
-def _variant(generator, conditional=True, every_layer=False, d_norm='batch'):
-  overrides = _fake_overrides() if generator == FAKE else {}
-  return tiny_config(**overrides, **{'model.conditional': conditional,
-                                     'model.latent_in_every_layer': every_layer,
-                                     'model.d_norm': d_norm})
+def _variant(model, conditional=True, every_layer=False, d_norm='batch'):
+  return tiny_config(**OVERRIDES[model], **{'model.conditional': conditional,
+                                            'model.latent_in_every_layer': every_layer,
+                                            'model.d_norm': d_norm})
 
 
 @pytest.mark.parametrize('model,conditional,every_layer,d_norm', [
     ('dcgan', True, False, 'batch'), ('dcgan', True, True, 'spectral'),
-    ('dcgan', False, True, 'none'), ('dcgan', False, False, 'spectral'), (FAKE, True, False, ''),
+    ('dcgan', False, True, 'none'), ('dcgan', False, False, 'spectral'),
+    ('biggan', True, False, ''), ('biggan', False, False, ''), (FAKE, True, False, ''),
     (FAKE, False, False, '')])
 def test_models_implement_the_interface(model, conditional, every_layer, d_norm):
   """latent_weight's shape, D's named features, and soft one-hot labels == the int labels."""
@@ -189,18 +203,33 @@ def test_models_implement_the_interface(model, conditional, every_layer, d_norm)
   images = jnp.zeros((n, 16, 16, 3))
   d_vars = d.init(jax.random.PRNGKey(0), images, labels, train=False)
 
-  weight = interface.latent_weight(g, g_vars['params'])
+  if model == 'biggan':  # Spectral norm's sigma as a train step leaves it (not its initial 1).
+    params = dict(g_vars['params'], linear={'kernel': 3.0 * g_vars['params']['linear']['kernel'],
+                                            'bias': g_vars['params']['linear']['bias']})
+    g_vars = {'params': params, 'batch_stats': g_vars['batch_stats']}
+    _, stats = g.apply(g_vars, z, labels, train=True, mutable=['batch_stats'])
+    g_vars = {'params': g_vars['params'], 'batch_stats': stats['batch_stats']}
+  weight = interface.latent_weight(g, g_vars)
   assert weight.shape[0] == latent
   if model == 'dcgan':  # The first layer's 4*4*(2 * width) outputs, plus each CBN's gain and bias.
     first = 4 * 4 * 2 * config.model.g_width
     assert weight.shape[1] == first + (2 * (8 + 16) if every_layer else 0)
-  dirs, _ = sefa.sefa_directions(g, g_vars['params'], 3)
+  if model == 'biggan':  # z's first chunk feeds only 'linear', applied as kernel / sigma.
+    chunk = biggan.z_chunks(latent, 3)[0]
+    sigma = float(g_vars['batch_stats']['sn_linear']['linear/kernel/sigma'])
+    assert abs(sigma - 1.0) > 1e-3
+    kernel = np.asarray(g_vars['params']['linear']['kernel'])
+    np.testing.assert_allclose(weight[:chunk, :kernel.shape[1]], kernel[:chunk] / sigma,
+                               rtol=1e-5)
+    assert np.all(weight[chunk:, :kernel.shape[1]] == 0)
+    assert np.all(weight[:chunk, kernel.shape[1]:] == 0)
+  dirs, _ = sefa.sefa_directions(g, g_vars, 3)
   np.testing.assert_allclose(dirs @ dirs.T, np.eye(3), atol=1e-5)
 
   features = interface.d_features(d, d_vars, images, labels)
-  widths = [8, 16] if model == FAKE else [config.model.d_width * 2 ** i for i in range(2)]
-  assert [f.shape for f in features] == [(n, 16 // 2 ** (i + 1), 16 // 2 ** (i + 1), w)
-                                         for i, w in enumerate(widths)]
+  assert [f.shape[:3] for f in features] == [(n, 16 // 2 ** (i + 1), 16 // 2 ** (i + 1))
+                                             for i in range(len(features))]
+  assert len(features) == {'dcgan': 2, 'biggan': 3, FAKE: 2}[model]
 
   hard = g.apply(g_vars, z, labels, train=False)
   assert hard.shape == (n, 16, 16, 3)
@@ -213,20 +242,25 @@ def test_models_implement_the_interface(model, conditional, every_layer, d_norm)
       jax.tree_util.tree_structure(g_vars['batch_stats'])
 
 
-def test_dcgan_names_stay_inside_dcgan():
-  """No tool reads dcgan's parameter names; they are gan/models/dcgan.py's business."""
+# Parameter names each model keeps to itself (quoted as they would be looked up).
+OWN_NAMES = {
+    'dcgan.py': ("'project'", "'norm_", "'sn_down", "'down_", "'up_"),
+    'biggan.py': ("'linear'", "'cbn_", "'sn_gain", "'sn_bias", "'sn_linear", "block_{"),
+}
+
+
+def test_model_names_stay_inside_their_modules():
+  """No tool reads a model's parameter names; they are its own module's business."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  names = ("'project'", "'norm_", "'sn_down", "'down_", "'classify_", "'up_", 'first_layer_weight')
   offenders = []
   for folder in ('gan', 'experiments'):
     for dirpath, _, files in os.walk(os.path.join(root, folder)):
-      for f in files:
-        path = os.path.join(dirpath, f)
-        if not f.endswith('.py') or path.endswith(os.path.join('models', 'dcgan.py')):
-          continue
+      for path in (os.path.join(dirpath, f) for f in files if f.endswith('.py')):
         with open(path) as handle:
           text = handle.read()
-        offenders += [f'{os.path.relpath(path, root)}: {n}' for n in names if n in text]
+        for owner, names in OWN_NAMES.items():
+          if path != os.path.join(root, 'gan', 'models', owner):
+            offenders += [f'{os.path.relpath(path, root)}: {n}' for n in names if n in text]
   assert not offenders, offenders
 
 

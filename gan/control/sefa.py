@@ -6,7 +6,7 @@ that change the image most are the unit n maximising |A n|^2 = n^T A^T A n: the 
 A^T A with the largest eigenvalues. No data, no training: one small eigendecomposition.
 
 The weight A comes from the model interface (gan/models/interface.py): the generator's
-`latent_weight(params)` returns every kernel part that multiplies z, [latent_dim, k]. A generator
+`latent_weight(variables)` returns every kernel part that multiplies z, [latent_dim, k]. A generator
 that feeds z to several layers (dcgan's latent_in_every_layer, BigGAN's hierarchical z) stacks
 them all, as SeFa does for BigGAN: A^T A = sum over layers of K_z K_z^T, so the directions see
 every path of z.
@@ -39,9 +39,10 @@ def directions_from_weight(weight: np.ndarray, k: int = None) -> Tuple[np.ndarra
   return directions.astype(np.float32), eigenvalues[order]
 
 
-def sefa_directions(generator, g_params, k: int = None) -> Tuple[np.ndarray, np.ndarray]:
-  """(directions [k, latent_dim], eigenvalues [k]) of a generator module and its parameters."""
-  return directions_from_weight(interface.latent_weight(generator, g_params), k)
+def sefa_directions(generator, g_variables, k: int = None) -> Tuple[np.ndarray, np.ndarray]:
+  """(directions [k, latent_dim], eigenvalues [k]) of a generator module and its variables
+  ({'params', 'batch_stats'})."""
+  return directions_from_weight(interface.latent_weight(generator, g_variables), k)
 
 
 def apply_direction(z, direction, strength) -> np.ndarray:

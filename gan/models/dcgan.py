@@ -50,23 +50,14 @@ class DCGANGenerator(nn.Module):
   # learned to ignore z (one image per condition); a per-layer path keeps z's influence.
   latent_in_every_layer: bool = False
 
-  @classmethod
-  def from_config(cls, config, num_classes, axis_name=None):
-    m = config.model
-    num_resampling_layers(config.data.resolution)  # A bad resolution fails here, not mid-run.
-    return cls(latent_dim=int(m.latent_dim), resolution=config.data.resolution, width=m.g_width,
-               num_classes=tuple(num_classes), embed_dim=m.embed_dim,
-               upsample_impl=m.upsample_impl, axis_name=axis_name,
-               latent_in_every_layer=bool(m.get('latent_in_every_layer', False)))
-
-  def latent_weight(self, params) -> np.ndarray:
+  def latent_weight(self, variables) -> np.ndarray:
     """Every kernel part that multiplies z (the interface's SeFa weight): [latent_dim, k].
 
     z comes first in each layer's [z, attributes] input, so its rows are the first latent_dim:
     the first layer's always, and with latent_in_every_layer each conditional BatchNorm's gain
-    and bias kernels' too.
+    and bias kernels' too. (No spectral norm in this G: the kernels are applied as they are.)
     """
-    d = self.latent_dim
+    d, params = self.latent_dim, variables['params']
     kernels = [params[FIRST_LAYER]['kernel']]
     if self.latent_in_every_layer:
       norms = sorted((k for k in params if k.startswith(NORM_PREFIX)),
@@ -115,17 +106,6 @@ class DCGANDiscriminator(nn.Module):
   downsample_impl: str = 'default'
   axis_name: Optional[str] = None
   aux_classifier: bool = False  # Also return per-attribute class logits (AC-GAN heads).
-
-  @classmethod
-  def from_config(cls, config, num_classes, axis_name=None):
-    m = config.model
-    if m.d_norm not in D_NORMS:
-      raise ValueError(f'Unknown discriminator normalisation {m.d_norm!r}. '
-                       f'Valid d_norm names: {", ".join(D_NORMS)}.')
-    num_resampling_layers(config.data.resolution)
-    return cls(resolution=config.data.resolution, width=m.d_width, num_classes=tuple(num_classes),
-               norm=m.d_norm, downsample_impl=m.downsample_impl, axis_name=axis_name,
-               aux_classifier=bool(m.get('aux_classifier', False) and num_classes))
 
   @nn.compact
   def __call__(self, x, labels, train: bool = True):

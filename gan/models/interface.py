@@ -2,12 +2,12 @@
 
 The tools (sampling, sweeps, SeFa, inversion, sample grids, the evaluator, the benchmark) read a
 model only through this contract, never through its parameter names, so a new architecture
-works with all of them once it implements it. Registration checks the static part: a class that
-lacks a member fails at import with an error naming what is missing.
+works with all of them once it implements it. A model is registered in gan/models/__init__.py as
+a factory (model config, resolution, num_classes, axis_name) -> module for G and one for D;
+`build_models` checks the static part of the contract on what they build, so a module that lacks
+a member fails before any work with an error naming what is missing.
 
-Generator (a flax linen Module, registered in gan.models.GENERATORS):
-  from_config(config, num_classes, axis_name) -> module   classmethod: the module the config asks
-      for; num_classes: values per conditioned attribute, () when unconditional.
+Generator (a flax linen Module):
   latent_dim: int      length of z.
   resolution: int      side of the square images it makes.
   bn_momentum: float   running-average momentum of its BatchNorms; the tools clone it with 0 to
@@ -17,13 +17,13 @@ Generator (a flax linen Module, registered in gan.models.GENERATORS):
       or soft labels: a tuple of A float arrays [N, num_classes[a]] of probabilities over each
       attribute's values, giving the probability-weighted mix of the value embeddings (inversion
       optimises these). BatchNorm statistics live in the 'batch_stats' collection.
-  latent_weight(params) -> float64 numpy [latent_dim, k]: every kernel part that multiplies z,
-      stacked along outputs (SeFa's A^T, Shen & Zhou 2021). A generator that feeds z (or chunks of
-      it) to several layers stacks all of them, as SeFa does for BigGAN; rows of z a layer does not
-      read are zero in that layer's columns.
+  latent_weight(variables) -> float64 numpy [latent_dim, k]: every kernel part that multiplies z,
+      stacked along outputs (SeFa's A^T, Shen & Zhou 2021), as the layers apply it (a spectrally
+      normalised kernel divided by its sigma). variables: {'params', 'batch_stats'}, as G is
+      applied with. A generator that feeds z (or chunks of it) to several layers stacks all of
+      them, as SeFa does for BigGAN; rows of z a layer does not read are zero in its columns.
 
-Discriminator (registered in gan.models.DISCRIMINATORS):
-  from_config(config, num_classes, axis_name) -> module   as above.
+Discriminator (a flax linen Module):
   resolution: int      side of the images it judges.
   __call__(x, labels, train) -> logits [N], or (logits, class_logits) with one [N, num_classes[a]]
       array per attribute when it has AC-GAN heads.
@@ -33,63 +33,47 @@ Discriminator (registered in gan.models.DISCRIMINATORS):
       mutable (training, sampling).
 """
 import dataclasses
-from typing import Callable, List, Sequence
+from typing import List, Sequence
 
 import jax
 import numpy as np
-
-from gan.registry import Registry
 
 INTERMEDIATES = 'intermediates'
 FEATURES = 'features'
 
 GENERATOR_FIELDS = ('latent_dim', 'resolution', 'bn_momentum')
-GENERATOR_METHODS = ('from_config', 'latent_weight')
+GENERATOR_METHODS = ('latent_weight',)
 DISCRIMINATOR_FIELDS = ('resolution',)
-DISCRIMINATOR_METHODS = ('from_config',)
+DISCRIMINATOR_METHODS = ()
 
 _SEE = 'See the contract in gan/models/interface.py.'
 
 
-def _missing(cls, fields: Sequence[str], methods: Sequence[str]) -> List[str]:
-  names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+def _missing(module, fields: Sequence[str], methods: Sequence[str]) -> List[str]:
+  names = {f.name for f in dataclasses.fields(module)} if dataclasses.is_dataclass(module) \
+      else set()
   missing = [f'field {f!r}' for f in fields if f not in names]
-  missing += [f'method {m}()' for m in methods if not callable(getattr(cls, m, None))]
+  missing += [f'method {m}()' for m in methods if not callable(getattr(module, m, None))]
   return missing
 
 
-def check_generator(cls, name: str = '') -> None:
-  """Raises TypeError naming every interface member the generator class lacks."""
-  _check(cls, 'generator', name, GENERATOR_FIELDS, GENERATOR_METHODS)
+def check_generator(module, name: str = '') -> None:
+  """Raises TypeError naming every interface member the generator (module or class) lacks."""
+  _check(module, 'generator', name, GENERATOR_FIELDS, GENERATOR_METHODS)
 
 
-def check_discriminator(cls, name: str = '') -> None:
-  """Raises TypeError naming every interface member the discriminator class lacks."""
-  _check(cls, 'discriminator', name, DISCRIMINATOR_FIELDS, DISCRIMINATOR_METHODS)
+def check_discriminator(module, name: str = '') -> None:
+  """Raises TypeError naming every interface member the discriminator (module or class) lacks."""
+  _check(module, 'discriminator', name, DISCRIMINATOR_FIELDS, DISCRIMINATOR_METHODS)
 
 
-def _check(cls, kind, name, fields, methods):
-  missing = _missing(cls, fields, methods)
+def _check(module, kind, name, fields, methods):
+  missing = _missing(module, fields, methods)
   if missing:
-    label = f'{kind} {name!r} ({getattr(cls, "__name__", cls)})' if name else f'{kind} {cls!r}'
+    cls = module if isinstance(module, type) else type(module)
+    label = f'{kind} {name!r} ({cls.__name__})' if name else f'{kind} {cls.__name__}'
     raise TypeError(f'The {label} does not implement the model interface: missing '
                     f'{", ".join(missing)}. {_SEE}')
-
-
-class ModelRegistry(Registry):
-  """A Registry whose entries must pass `check` (the interface) when they are registered."""
-
-  def __init__(self, kind: str, check: Callable, plural: str = ''):
-    super().__init__(kind, plural)
-    self._check = check
-
-  def register(self, name: str) -> Callable:
-    add = super().register(name)
-
-    def decorator(cls):
-      self._check(cls, name)
-      return add(cls)
-    return decorator
 
 
 def check_built(generator, discriminator, latent_dim: int, resolution: int) -> None:
@@ -103,12 +87,13 @@ def check_built(generator, discriminator, latent_dim: int, resolution: int) -> N
       problems.append(f'the {kind} works at {module.resolution} px, the config says '
                       f'data.resolution={resolution}')
   if problems:
-    raise ValueError(f'from_config built mismatched models: {"; ".join(problems)}. {_SEE}')
+    raise ValueError(f'The model factories built mismatched models: {"; ".join(problems)}. '
+                     f'{_SEE}')
 
 
-def latent_weight(generator, g_params) -> np.ndarray:
-  """generator.latent_weight(g_params), checked: float64 [latent_dim, k]."""
-  weight = np.asarray(generator.latent_weight(g_params), np.float64)
+def latent_weight(generator, g_variables) -> np.ndarray:
+  """generator.latent_weight(g_variables), checked: float64 [latent_dim, k]."""
+  weight = np.asarray(generator.latent_weight(g_variables), np.float64)
   d = int(generator.latent_dim)
   if weight.ndim != 2 or weight.shape[0] != d or weight.shape[1] < 1:
     raise ValueError(f'{type(generator).__name__}.latent_weight returned shape {weight.shape}; '
