@@ -24,7 +24,6 @@ from gan.best_checkpoint import BestCheckpoint
 from gan.evaluation import evaluator as evaluator_lib
 from gan.evaluation import settings as eval_settings
 from gan.models import build_models
-from gan.models.dcgan import num_resampling_layers
 
 
 class DivergenceError(RuntimeError):
@@ -34,8 +33,7 @@ class DivergenceError(RuntimeError):
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Catches configuration mistakes before any work is done, each with a clear message."""
   losses_lib.LOSSES.get(config.loss)
-  build_models(config, num_classes=())  # Unknown model / normalisation names raise here.
-  num_resampling_layers(config.data.resolution)
+  build_models(config, num_classes=())  # Unknown names, bad model settings raise here.
   parallel.per_device_batch_size(config.batch_size)
   if config.d_steps_per_g_step < 1:
     raise ValueError(f'd_steps_per_g_step must be >= 1, got {config.d_steps_per_g_step}.')
@@ -81,7 +79,7 @@ class SampleWriter:
       self.grids = [dataclasses.replace(g, labels=prior.fill(g.labels, rng)) for g in self.grids]
     key = jax.random.PRNGKey(config.seed + 1)
     self.latents = [jax.random.normal(jax.random.fold_in(key, i),
-                                      (g.rows * g.cols, config.model.latent_dim))
+                                      (g.rows * g.cols, self.sampler.latent_dim))
                     for i, g in enumerate(self.grids)]
 
   def write(self, step: int, state) -> List[str]:

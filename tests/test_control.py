@@ -14,6 +14,7 @@ from gan.control import generation, inversion, latents, loading, output, postpro
 from gan.data import pipeline
 from gan.data.vocab import Vocabulary
 from gan.evaluation import metrics
+from gan.models.dcgan import DCGANGenerator
 from tests.conftest import assert_clean_error, run_tool
 
 CELL = 16 + 2  # Tiny runs are 16x16; grids pad each cell by 2 pixels.
@@ -266,7 +267,8 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
   np.testing.assert_allclose(dirs @ dirs.T, np.eye(d), atol=1e-5)
   assert np.all(np.diff(eigenvalues) <= 1e-9)
   # The first direction moves the first layer's output more than any random unit direction.
-  kernel_z = sefa.first_layer_weight(run.state.ema_params, d)
+  assert not run.generator.latent_in_every_layer  # so z's weight is the first layer's alone
+  kernel_z = run.generator.latent_weight(run.g_variables)
   assert kernel_z.shape[0] == d
   random_dirs = np.random.default_rng(0).normal(size=(100, d))
   random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
@@ -290,7 +292,7 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
 
 
 def test_sefa_stacks_every_layer_that_reads_z():
-  """latent_in_every_layer: the CBN gain/bias kernels' z rows join the first layer's."""
+  """dcgan's latent_in_every_layer: the CBN gain/bias kernels' z rows join the first layer's."""
   rng = np.random.default_rng(0)
   d = 4
   params = {'project': {'kernel': rng.normal(size=(d + 6, 32))},
@@ -298,15 +300,17 @@ def test_sefa_stacks_every_layer_that_reads_z():
                        'beta': {'kernel': rng.normal(size=(d + 6, 8))}},
             'norm_1': {'gamma': {'kernel': np.zeros((d + 6, 4))},
                        'beta': {'kernel': np.zeros((d + 6, 4))}}}
-  assert sefa.latent_weight(params, d).shape == (d, 32)
-  stacked = sefa.latent_weight(params, d, latent_in_every_layer=True)
+  first_only = DCGANGenerator(latent_dim=d)
+  every = DCGANGenerator(latent_dim=d, latent_in_every_layer=True)
+  assert first_only.latent_weight({'params': params}).shape == (d, 32)
+  stacked = every.latent_weight({'params': params})
   assert stacked.shape == (d, 32 + 16 + 8)
   np.testing.assert_array_equal(stacked[:, 32:40], params['norm_0']['gamma']['kernel'][:d])
-  dirs, _ = sefa.sefa_directions(params, d, latent_in_every_layer=True)
+  dirs, _ = sefa.sefa_directions(every, {'params': params})
   np.testing.assert_allclose(dirs @ dirs.T, np.eye(d), atol=1e-6)
   # A large z path in a norm layer changes which direction is strongest.
   params['norm_1']['gamma']['kernel'][0] = 1e3
-  top, _ = sefa.sefa_directions(params, d, 1, latent_in_every_layer=True)
+  top, _ = sefa.sefa_directions(every, {'params': params}, 1)
   assert abs(top[0][0]) > 0.99
 
 

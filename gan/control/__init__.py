@@ -3,7 +3,7 @@
 loading.py     load_run(workdir, checkpoint) -> Run (config, vocabulary, networks, GANState)
 latents.py     seeded and truncated latents, slerp
 generation.py  sample by attribute, sweep an attribute, interpolate, SeFa previews and edits
-sefa.py        closed-form edit directions from the generator's first layer
+sefa.py        closed-form edit directions from the weights acting on z (the model interface)
 inversion.py   real photo -> latent + attributes (batched restarts, soft attributes)
 postprocess.py Pillow post-processing registry
 output.py      grids, per-image PNGs, GIFs
