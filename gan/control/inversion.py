@@ -221,6 +221,25 @@ class Inverter:
                        f'gan.data.images.load_image(path, {r})); got shape {target.shape}.')
     return target
 
+  def _start(self):
+    """The starting latents z0 [R, d], the parameters and the Adam state."""
+    config, run = self.config, self.run
+    z0 = latents_lib.seed_latents(config.seed, config.restarts, run.latent_dim, config.truncation)
+    params = {'z': jnp.asarray(z0),
+              'logits': jnp.zeros((config.restarts, sum(run.num_classes)), jnp.float32)}
+    return z0, params, self._tx.init(params)
+
+  def warm_up(self) -> None:
+    """Compiles every program of an inversion (one chunk on a blank photo, not a whole run)."""
+    run, r = self.run, self.run.resolution
+    target = jnp.zeros((1, r, r, 3), jnp.float32)
+    known = jnp.asarray(run.vocabulary.unspecified(), jnp.int32)
+    features = self._features(run.d_variables, target) if self.use_features else []
+    _, params, opt_state = self._start()
+    params, _, _ = self._chunk((run.g_variables, run.d_variables), params, opt_state, target,
+                               features, known, jnp.int32(0))
+    jax.block_until_ready(run.generate(params['z'], self._hard_labels(params['logits'], known)))
+
   def __call__(self, image, known: Optional[Mapping[str, str]] = None,
                progress: Optional[Callable[[float], None]] = None) -> InversionResult:
     """Inverts one photo (see `invert`). progress(fraction done) is called after every chunk;
@@ -233,10 +252,8 @@ class Inverter:
     if self.use_features and not target_features:
       raise ValueError('This discriminator exposes no down_<i> layers to compare features on; '
                        'invert with feature_weight=0 (--feature-weight 0).')
-    z0 = latents_lib.seed_latents(config.seed, config.restarts, run.latent_dim, config.truncation)
-    params = {'z': jnp.asarray(z0),
-              'logits': jnp.zeros((config.restarts, sum(run.num_classes)), jnp.float32)}
-    opt_state, history = self._tx.init(params), []
+    z0, params, opt_state = self._start()
+    history = []
     for c in range(self.chunks):
       params, opt_state, losses = self._chunk(variables, params, opt_state, target,
                                               target_features, known_labels,
