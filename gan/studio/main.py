@@ -13,13 +13,14 @@ authentication, so on another address anyone who can reach the port can use it. 
 in bytes and in pixels and never written to disk; inversions are bounded in number and in time.
 """
 import atexit
+import contextlib
 import os
 import shutil
 import socket
 import sys
 import tempfile
 import time
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from gan import errors, flag_style, quiet
 
@@ -74,6 +75,8 @@ def check_args(args) -> None:
     raise UsageError(f'--port must be in 0..65535 (0 = any free port); got {args.port}.')
   if not args.max_upload_mb > 0 or args.max_upload_pixels < 1:
     raise UsageError('--max-upload-mb and --max-upload-pixels must be positive.')
+  from gan.control.loading import parse_checkpoint
+  parse_checkpoint(args.checkpoint)  # A ValueError in words, before anything slow.
   if args.max_jobs < 1 or not args.job_timeout > 0:
     raise UsageError(f'--max-jobs must be >= 1 and --job-timeout > 0; got {args.max_jobs}, '
                      f'{args.job_timeout}.')
@@ -98,21 +101,30 @@ def url_of(sock: socket.socket) -> str:
   return f'http://{host}:{port}/'
 
 
-def private_tempdir() -> str:
-  """A temporary folder for anything a library writes while the studio runs, removed at exit."""
+@contextlib.contextmanager
+def private_tempdir() -> Iterator[str]:
+  """A temporary folder for anything a library writes while the studio runs; removed afterwards
+  (and at exit, should the process end another way)."""
   path = tempfile.mkdtemp(prefix='productgan-studio-')
-  tempfile.tempdir = path
-  os.environ['TMPDIR'] = path
   atexit.register(shutil.rmtree, path, ignore_errors=True)
-  return path
+  saved = tempfile.tempdir, os.environ.get('TMPDIR')
+  tempfile.tempdir, os.environ['TMPDIR'] = path, path
+  try:
+    yield path
+  finally:
+    tempfile.tempdir = saved[0]
+    if saved[1] is None:
+      os.environ.pop('TMPDIR', None)
+    else:
+      os.environ['TMPDIR'] = saved[1]
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(args) -> int:
   started = time.perf_counter()
   check_args(args)
   sock = bind(args.host, args.port)
-  temp = private_tempdir()
-  try:
+  with contextlib.closing(sock), private_tempdir():
     from gan.studio import compile_cache
     cache = compile_cache.enable(compile_cache.default_dir() if args.compilation_cache is None
                                  else args.compilation_cache)
@@ -157,9 +169,6 @@ def serve(args) -> int:
                             access_log=bool(args.verbosity), timeout_graceful_shutdown=5)
     Server(config).run(sockets=[sock])
     return 0
-  finally:
-    sock.close()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
