@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -124,7 +125,7 @@ def serve(args) -> int:
   started = time.perf_counter()
   check_args(args)
   sock = bind(args.host, args.port)
-  with contextlib.closing(sock), private_tempdir():
+  with contextlib.closing(sock), private_tempdir(), _stopped_by_signals():
     from gan.studio import compile_cache
     cache = compile_cache.enable(compile_cache.default_dir() if args.compilation_cache is None
                                  else args.compilation_cache)
@@ -169,6 +170,21 @@ def serve(args) -> int:
                             access_log=bool(args.verbosity), timeout_graceful_shutdown=5)
     Server(config).run(sockets=[sock])
     return 0
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+  """Ctrl+C or SIGTERM end the studio through Python's exceptions (uvicorn first shuts down
+  gracefully, then raises the signal again), so the temporary folder is removed on the way out."""
+  def stop(signum, frame):
+    raise SystemExit(0)
+
+  saved = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    yield
+  finally:
+    for s, handler in saved.items():
+      signal.signal(s, handler)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

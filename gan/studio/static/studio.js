@@ -130,7 +130,7 @@ function buildControls(info) {
 
 function chosenAttributes(prefix) {
   const out = {};
-  for (const select of document.querySelectorAll(`select[id^="${prefix}"]`)) {
+  for (const select of document.querySelectorAll(`select[data-attribute][id^="${prefix}"]`)) {
     if (select.value !== 'any') out[select.dataset.attribute] = select.value;
   }
   return out;
