@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from gan.control import generation, inversion, loading, output
-from gan.studio import app as app_lib, engine as engine_lib, jobs as jobs_lib, uploads
+from gan.studio import app as app_lib, engine as engine_lib, jobs as jobs_lib, tuning, uploads
 from gan.studio.main import main as studio_main
 
 LIMITS = uploads.UploadLimits(max_bytes=200_000, max_pixels=1_000_000)
@@ -428,3 +428,21 @@ def test_command_refuses_a_missing_workdir_and_a_taken_port(tmp_path, capsys, tr
     port = taken.getsockname()[1]
     assert studio_main([f'--workdir={trained_run_dir}', '--port', str(port)]) == 2
   assert f'cannot listen on 127.0.0.1:{port}' in capsys.readouterr().err
+
+
+def test_warm_up_picks_a_checked_generator_implementation_per_batch_size(engine, run, monkeypatch):
+  assert set(engine.implementations) == set(engine.buckets)
+  for choice in engine.implementations.values():
+    assert choice['chosen'] in choice['ms'] and choice['ms'][choice['chosen']] is not None
+    assert set(choice['ms']) >= {'run', 'gemm', 'toom2', 'conv_transpose'}
+
+  class Off:
+    """A 'faster' implementation that draws other images: never chosen."""
+    def apply(self, *args, **kwargs):
+      return run.generator.apply(*args, **kwargs) + 0.1
+
+  monkeypatch.setattr(tuning, 'candidates', lambda g: {'run': g, 'off': Off()})
+  z = np.zeros((1, run.latent_dim), np.float32)
+  name, _, seconds = tuning.fastest(run.generator, run.g_variables, z,
+                                    run.vocabulary.unspecified()[None])
+  assert name == 'run' and seconds['off'] is None

@@ -12,8 +12,9 @@ from gan.control import output
 
 def png_bytes(image: np.ndarray) -> bytes:
   buffer = io.BytesIO()
-  # Level 1: small images compress about as well, several times faster than the default 6.
-  Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format='PNG', compress_level=1)
+  # Level 0 (stored, not deflated): half the time of level 1 for ~1.3x the bytes, and bytes are
+  # cheap between a browser and its local server. A 64 px product is ~12 KB.
+  Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format='PNG', compress_level=0)
   return buffer.getvalue()
 
 

@@ -145,6 +145,8 @@ def serve(args) -> int:
     print(f'compiled the model programs in {compile_s:.1f} s ' + (
         f'(compilation cache {cache}: {cached_before} programs before, {cached_after} now)'
         if cache else '(compilation cache off)'), flush=True)
+    print('fastest generator per batch size: ' + ', '.join(
+        f'{b}: {v["chosen"]}' for b, v in engine.implementations.items()), flush=True)
     limits = uploads.UploadLimits(int(args.max_upload_mb * uploads.MB), args.max_upload_pixels)
     runner = app_lib.inversion_runner(engine, args.max_jobs, max(8, args.max_jobs),
                                       args.job_timeout)
