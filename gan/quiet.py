@@ -8,7 +8,7 @@ import sys
 from typing import Iterator, List, MutableMapping, Optional, Sequence
 
 # `python -m` modules that start quiet. gan.main keeps absl's usual logging.
-TOOLS = ('gan.sample', 'gan.invert', 'gan.evaluate', 'gan.data.catalog')
+TOOLS = ('gan.sample', 'gan.invert', 'gan.evaluate', 'gan.data.catalog', 'gan.studio')
 # Read by TensorFlow and XLA as they load, so set before they are imported: their C++ logs show
 # errors only (no oneDNN or CPU-feature notes, no "All log messages before absl::InitializeLog()",
 # no tf.data cache warnings).

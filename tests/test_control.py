@@ -408,3 +408,21 @@ def test_postprocess_registry():
   assert np.std(denoised.astype(float)) < np.std(images.astype(float))
   with pytest.raises(ValueError, match='Valid postprocess op names'):
     postprocess.parse('sharpen,magic')
+
+
+def test_inverter_compiles_once_and_reports_progress_in_chunks(run):
+  """Chunks (the last one running past `steps`) give the one-call result; a second photo and
+  other known attributes reuse the compiled programs."""
+  photo = output.as_uint8(np.asarray(run.generate(latents.seed_latents(5, 1, run.latent_dim),
+                                                  run.vocabulary.encode({})[None])))[0]
+  config = inversion.InversionConfig(steps=7, restarts=2, seed=1)
+  whole = inversion.invert(run, photo, config=config)
+  inverter = inversion.Inverter(run, config, chunks=3)
+  seen = []
+  chunked = inverter(photo, progress=seen.append)
+  assert seen == [1 / 3, 2 / 3, 1.0] and chunked.loss_history.shape == (7,)
+  np.testing.assert_allclose(chunked.loss_history, whole.loss_history, rtol=1e-4)
+  np.testing.assert_allclose(chunked.z, whole.z, atol=1e-4)
+  assert chunked.attributes == whole.attributes
+  inverter(255 - photo, known={'colour': 'navy'})
+  assert inverter._chunk._cache_size() == 1
