@@ -70,8 +70,21 @@ def decode_file(path: str, s: Settings) -> tuple:
 _SETTINGS: Optional[Settings] = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _die_with_parent(parent: int) -> None:
+  """Linux: the kernel kills this worker when the build process dies (even by SIGKILL), so a
+  killed build leaves no orphan workers behind."""
+  try:
+    import ctypes  # pylint: disable=g-import-not-at-top
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG.
+  except (OSError, AttributeError):  # Not Linux: workers notice a dead parent at their next task.
+    return
+  if os.getppid() != parent:  # It died before the line above.
+    os._exit(1)
+
+
+def _init_worker(settings: Settings, parent: int) -> None:
   global _SETTINGS
+  _die_with_parent(parent)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle.
   if settings.max_pixels and settings.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
     Image.MAX_IMAGE_PIXELS = settings.max_pixels  # Our limit, checked first, is the one.
@@ -165,7 +178,7 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
   if workers > 1 and len(candidates) > CHUNK:  # Fewer files do not pay for starting workers.
     executor = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context('spawn'),
-        initializer=_init_worker, initargs=(settings,))
+        initializer=_init_worker, initargs=(settings, os.getpid()))
     fn, submit = _decode_chunk, executor.submit
   else:
     fn, submit = (lambda chunk: [decode_file(p, settings) for p in chunk]), None
