@@ -86,9 +86,16 @@ def _init_worker(settings: Settings, parent: int) -> None:
   global _SETTINGS
   _die_with_parent(parent)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle.
-  if settings.max_pixels and settings.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-    Image.MAX_IMAGE_PIXELS = settings.max_pixels  # Our limit, checked first, is the one.
+  Image.MAX_IMAGE_PIXELS = pillow_limit(settings)
   _SETTINGS = settings
+
+
+def pillow_limit(settings: Settings) -> Optional[int]:
+  """Pillow's own bomb guard to set: never stricter than ours (ours is checked first, with a
+  clearer message), and off with --max-pixels 0."""
+  if not settings.max_pixels:
+    return None
+  return max(settings.max_pixels, Image.MAX_IMAGE_PIXELS or 0)
 
 
 def _decode_chunk(paths: Sequence[str]) -> List[tuple]:
@@ -182,6 +189,8 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
     fn, submit = _decode_chunk, executor.submit
   else:
     fn, submit = (lambda chunk: [decode_file(p, settings) for p in chunk]), None
+  pillow_default = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = pillow_limit(settings)  # For in-process decoding; restored below.
   try:
     results = ordered_map(fn, _chunks(candidates, source, CHUNK), submit, window=2 * workers + 2)
     for i, result in enumerate(results):
@@ -209,6 +218,7 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
         'file that crashes the image library. Nothing was installed; rerun with --workers 1 '
         'to see which file it is.') from None
   finally:
+    Image.MAX_IMAGE_PIXELS = pillow_default
     if executor is not None:
       executor.shutdown(wait=True, cancel_futures=True)
   return Decoded(kept=kept, skipped=skipped, upscaled=upscaled)
