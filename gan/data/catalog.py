@@ -58,7 +58,7 @@ from gan.data.catalog_checks import (check_holdout, check_limit, check_name, che
                                      remove_created)
 from gan.data.catalog_csv import scan_csv
 from gan.data.catalog_decode import (DEFAULT_MAX_ASPECT, DEFAULT_MAX_PIXELS, Settings, Staged,
-                                     decode_all, default_workers)
+                                     decode_all, default_workers, workers_for)
 from gan.data.catalog_labels import (RARE_POLICIES, assign_splits, case_variants, first_rare,
                                      fold, rare_values, vocabulary)
 from gan.data.catalog_progress import Progress
@@ -184,6 +184,7 @@ def _build_in(work: str, report: BuildReport, candidates, settings: Settings,
               interval: float) -> None:
   """Decodes into `work`, writes the dataset there, then installs it (fills in `report`)."""
   features = list(report.columns)
+  report.workers = workers_for(len(candidates), report.workers)
   log(f'Decoding {len(candidates)} images from {report.source} on {report.workers} '
       f'process{"es" if report.workers > 1 else ""} ...')
   bar = Progress('decoding', len(candidates), progress, interval)

@@ -169,6 +169,11 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def workers_for(num_files: int, workers: int) -> int:
+  """Processes a build of num_files really uses: a few files do not pay for starting workers."""
+  return workers if num_files > CHUNK else 1
+
+
 def _duplicate(first: Candidate, c: Candidate, what: str, features: Sequence[str]) -> str:
   differ = [f'{f} {a!r} vs {b!r}' for f, a, b in zip(features, first.values, c.values) if a != b]
   return f'{what} {first.path}' + (f' (labels differ: {"; ".join(differ)})' if differ else '')
@@ -182,7 +187,7 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
   kept, skipped, upscaled = [], [], 0
   by_bytes, by_pixels = {}, {}
   executor = None
-  if workers > 1 and len(candidates) > CHUNK:  # Fewer files do not pay for starting workers.
+  if workers_for(len(candidates), workers) > 1:
     executor = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context('spawn'),
         initializer=_init_worker, initargs=(settings, os.getpid()))
