@@ -56,6 +56,9 @@ def test_header_limits_refuse_before_decoding(tmp_path):
       str(tmp_path / 'big.png'), s)[2]
   _solid(str(tmp_path / 'ok.png'), 50, (100, 100))
   assert catalog_decode.decode_file(str(tmp_path / 'ok.png'), s)[0] == 'ok'
+  off = catalog_decode.Settings(R, 'pad', images.WHITE, max_pixels=None)
+  assert catalog_decode.pillow_limit(off) is None  # --max-pixels 0 turns Pillow's guard off too.
+  assert catalog_decode.pillow_limit(s) >= 64_000_000
   small = catalog_decode.Settings(R, 'pad', images.WHITE, max_pixels=5000)
   assert catalog_decode.decode_file(str(tmp_path / 'ok.png'), small)[1] == 'too_large'
   _solid(str(tmp_path / 'strip.png'), 50, (400, 10))

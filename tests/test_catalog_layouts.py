@@ -326,20 +326,43 @@ def _start_slow_build(source, out, resolution):
 
 
 def _wait_for_staging(out, proc, timeout=240):
-  """Waits until the build has staged an image; returns its hidden work folder."""
+  """Waits until the build is decoding (its staging file exists; at 0.3 s an image it stays
+  there for over 10 s), plus a second; returns its hidden work folder."""
   deadline = time.time() + timeout
   while time.time() < deadline:
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     for entry in os.listdir(out):
-      staged = os.path.join(out, entry, 'staged.bin')
-      if entry.startswith('.cat.building-') and os.path.exists(staged) \
-          and os.path.getsize(staged) > 0:
+      if entry.startswith('.cat.building-') and os.path.exists(
+          os.path.join(out, entry, 'staged.bin')):
+        time.sleep(1.0)
         return os.path.join(out, entry)
     time.sleep(0.1)
   proc.kill()
   raise AssertionError('the build did not start staging images')
 
 
+def _children(pid):
+  out = []
+  for entry in os.listdir('/proc'):
+    try:
+      with open(f'/proc/{entry}/stat') as f:
+        if int(f.read().rsplit(')', 1)[1].split()[1]) == pid:
+          out.append(int(entry))
+    except (OSError, ValueError, IndexError):
+      continue
+  return out
+
+
+def _running(pid):
+  """Alive and not a zombie (a container's init may never reap the orphans it adopts)."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except OSError:
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads /proc')
 def test_ctrl_c_and_kill_never_expose_a_half_built_dataset(tmp_path):
   source = _photos(tmp_path / 'src', n=40)
   out = str(tmp_path / 'out')
@@ -352,15 +375,20 @@ def test_ctrl_c_and_kill_never_expose_a_half_built_dataset(tmp_path):
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == catalog.EXIT_INTERRUPTED, err[-3000:]
   assert 'interrupted: nothing was installed' in err and 'Traceback' not in err
+  assert 'Writing' not in err  # Stopped while decoding.
   assert sorted(os.listdir(out)) == ['cat'] and _shape(out, 'cat') == (R, R, 3)
 
   # SIGKILL: the hidden work folder stays, TFDS still sees only the old dataset; the next
   # build removes the leftovers and installs the new one.
   proc = _start_slow_build(source, out, 2 * R)
   work = _wait_for_staging(out, proc)
+  workers = _children(proc.pid)
+  assert len(workers) >= 2  # The two workers (and multiprocessing's resource tracker).
   proc.kill()
   proc.communicate(timeout=60)
   assert os.path.isdir(work) and _shape(out, 'cat') == (R, R, 3)
+  time.sleep(1.0)
+  assert not [pid for pid in workers if _running(pid)]  # No orphan workers left decoding.
   report = catalog.build_catalog(source, out, name='cat', resolution=2 * R, workers=1)
   assert sorted(os.listdir(out)) == ['cat'] and _shape(out, 'cat') == (2 * R, 2 * R, 3)
   assert report.num_images == 40

@@ -43,7 +43,9 @@ import collections
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Optional, Sequence
 
@@ -56,7 +58,7 @@ from gan.data.catalog_checks import (check_holdout, check_limit, check_name, che
                                      remove_created)
 from gan.data.catalog_csv import scan_csv
 from gan.data.catalog_decode import (DEFAULT_MAX_ASPECT, DEFAULT_MAX_PIXELS, Settings, Staged,
-                                     decode_all, default_workers)
+                                     decode_all, default_workers, workers_for)
 from gan.data.catalog_labels import (RARE_POLICIES, assign_splits, case_variants, first_rare,
                                      fold, rare_values, vocabulary)
 from gan.data.catalog_progress import Progress
@@ -103,7 +105,8 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
       columns become features (gan.data.catalog_csv).
     min_count, rare: values seen in fewer than min_count kept images become OTHER
       (rare='other') or their images are skipped (rare='drop').
-    workers: decoding processes (default: every core); 1 decodes in this process.
+    workers: decoding processes (default: every core); 1 decodes in this process. Workers
+      are spawned, so a script calling this must do so under `if __name__ == '__main__':`.
     max_pixels, max_aspect: header checks against bombs and strips (None: no limit).
     progress: optional callback for progress-bar lines, every `progress_interval` seconds.
 
@@ -181,6 +184,7 @@ def _build_in(work: str, report: BuildReport, candidates, settings: Settings,
               interval: float) -> None:
   """Decodes into `work`, writes the dataset there, then installs it (fills in `report`)."""
   features = list(report.columns)
+  report.workers = workers_for(len(candidates), report.workers)
   log(f'Decoding {len(candidates)} images from {report.source} on {report.workers} '
       f'process{"es" if report.workers > 1 else ""} ...')
   bar = Progress('decoding', len(candidates), progress, interval)
@@ -378,11 +382,18 @@ def _stderr_progress():
   return write, (0.5 if tty else 10.0)
 
 
+def _terminate(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt('terminated')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """CLI entry point; returns the exit status (0 built, 1 nothing built, 130 interrupted)."""
   args = _parser().parse_args(argv)
   log = lambda message: print(message, file=sys.stderr, flush=True)
   progress, interval = _stderr_progress()
+  main_thread = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # As Ctrl-C.
   try:
     with quiet.logs(args.verbosity):
       report = build_catalog(
@@ -400,6 +411,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print('\ninterrupted: nothing was installed, and a dataset built before is unchanged; '
           'run the same command again to build from the start.', file=sys.stderr)
     return EXIT_INTERRUPTED
+  finally:
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
   print(report.summary())
   return 0
 

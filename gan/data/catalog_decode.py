@@ -70,12 +70,32 @@ def decode_file(path: str, s: Settings) -> tuple:
 _SETTINGS: Optional[Settings] = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _die_with_parent(parent: int) -> None:
+  """Linux: the kernel kills this worker when the build process dies (even by SIGKILL), so a
+  killed build leaves no orphan workers behind."""
+  try:
+    import ctypes  # pylint: disable=g-import-not-at-top
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG.
+  except (OSError, AttributeError):  # Not Linux: workers notice a dead parent at their next task.
+    return
+  if os.getppid() != parent:  # It died before the line above.
+    os._exit(1)
+
+
+def _init_worker(settings: Settings, parent: int) -> None:
   global _SETTINGS
+  _die_with_parent(parent)
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle.
-  if settings.max_pixels and settings.max_pixels > (Image.MAX_IMAGE_PIXELS or 0):
-    Image.MAX_IMAGE_PIXELS = settings.max_pixels  # Our limit, checked first, is the one.
+  Image.MAX_IMAGE_PIXELS = pillow_limit(settings)
   _SETTINGS = settings
+
+
+def pillow_limit(settings: Settings) -> Optional[int]:
+  """Pillow's own bomb guard to set: never stricter than ours (ours is checked first, with a
+  clearer message), and off with --max-pixels 0."""
+  if not settings.max_pixels:
+    return None
+  return max(settings.max_pixels, Image.MAX_IMAGE_PIXELS or 0)
 
 
 def _decode_chunk(paths: Sequence[str]) -> List[tuple]:
@@ -149,6 +169,11 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def workers_for(num_files: int, workers: int) -> int:
+  """Processes a build of num_files really uses: a few files do not pay for starting workers."""
+  return workers if num_files > CHUNK else 1
+
+
 def _duplicate(first: Candidate, c: Candidate, what: str, features: Sequence[str]) -> str:
   differ = [f'{f} {a!r} vs {b!r}' for f, a, b in zip(features, first.values, c.values) if a != b]
   return f'{what} {first.path}' + (f' (labels differ: {"; ".join(differ)})' if differ else '')
@@ -162,13 +187,15 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
   kept, skipped, upscaled = [], [], 0
   by_bytes, by_pixels = {}, {}
   executor = None
-  if workers > 1 and len(candidates) > CHUNK:  # Fewer files do not pay for starting workers.
+  if workers_for(len(candidates), workers) > 1:
     executor = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context('spawn'),
-        initializer=_init_worker, initargs=(settings,))
+        initializer=_init_worker, initargs=(settings, os.getpid()))
     fn, submit = _decode_chunk, executor.submit
   else:
     fn, submit = (lambda chunk: [decode_file(p, settings) for p in chunk]), None
+  pillow_default = Image.MAX_IMAGE_PIXELS
+  Image.MAX_IMAGE_PIXELS = pillow_limit(settings)  # For in-process decoding; restored below.
   try:
     results = ordered_map(fn, _chunks(candidates, source, CHUNK), submit, window=2 * workers + 2)
     for i, result in enumerate(results):
@@ -196,6 +223,7 @@ def decode_all(candidates: Sequence[Candidate], source: str, settings: Settings,
         'file that crashes the image library. Nothing was installed; rerun with --workers 1 '
         'to see which file it is.') from None
   finally:
+    Image.MAX_IMAGE_PIXELS = pillow_default
     if executor is not None:
       executor.shutdown(wait=True, cancel_futures=True)
   return Decoded(kept=kept, skipped=skipped, upscaled=upscaled)
