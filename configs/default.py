@@ -51,6 +51,16 @@ def get_config():
                                        # aux_classifier_weight. Conditional models only.
   config.model.upsample_impl = 'default'    # Transposed-conv implementation (speed only; same parameters).
   config.model.downsample_impl = 'default'  # Strided-conv implementation (speed only; same parameters).
+  # biggan only (gan/models/biggan.py; G and D both): width, per-size multipliers, attention, dtype.
+  config.model.ch = 32                 # Base width: a block's channels are ch * its multiplier.
+  config.model.channel_multipliers = ml_collections.config_dict.placeholder(tuple)  # One per size 4, 8,
+                                       # ..., resolution (G from 4x4 up, D in reverse); None = default,
+                                       # min(16, resolution / size): (16, 8, 4, 2, 1) at 64 px.
+  config.model.attention_resolution = 0  # Self-attention block at this feature size (e.g. 32); 0 = off.
+  config.model.dtype = 'float32'       # 'bfloat16': bf16 activations and convs (GPU/TPU); parameters, BN
+                                       # statistics, losses and optimiser state stay float32.
+                                       # biggan's G splits latent_dim into 1 + log2(resolution) - 2 chunks
+                                       # (4x4 map + one per up-block); embed_dim is its shared embedding.
 
   # ---- Loss ----
   config.loss = 'non_saturating'       # 'non_saturating' | 'hinge' | 'wasserstein' | 'least_squares'.
@@ -84,7 +94,8 @@ def get_config():
   # ---- Sampling during training ----
   config.sample = ml_collections.ConfigDict()
   config.sample.standing_stats_batches = 4  # Batches used to re-estimate BatchNorm statistics for the EMA G.
-  config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid.
+  config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid (rows x
+                                       # every other attribute too), or (rows, columns) pairs: exactly those grids.
 
   # ---- Evaluation (gan/evaluation/; every eval_every_steps and python -m gan.evaluate) ----
   config.eval = ml_collections.ConfigDict()

@@ -1,6 +1,8 @@
 """Training-step speed of productgan's DCGAN 64x64 against the PyTorch peer and the roofline.
 
   python experiments/benchmark.py [--batch 64] [--steps 10] [--rounds 3] [--impl default|reference]
+  python experiments/benchmark.py --model biggan [--batch 64] [--ch 32] [--classes 8]
+                                  (the ResNet pair; see experiments/biggan_bench.py)
 
 Prints, per model variant (unconditional first, then conditional as in dcgan_products.py), both
 with the classic DCGAN widths (G and D 64) at --batch:
@@ -28,6 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs import dcgan_products  # noqa: E402
+from experiments import biggan_bench  # noqa: E402
 from gan import optim, parallel, runtime, state as state_lib, steps  # noqa: E402
 from gan.models import build_models  # noqa: E402
 
@@ -55,13 +58,15 @@ def make_train_step(config, num_classes, batch: int):
       steps.make_train_step(config, g, d, g_tx, d_tx, g_s, d_s, num_classes))
   rng = np.random.default_rng(0)
   n_dev = jax.local_device_count()
-  images = rng.uniform(-1, 1, (n_dev, batch // n_dev, 64, 64, 3)).astype(np.float32)
+  r = d.resolution  # The model interface (gan/models/interface.py).
+  images = rng.uniform(-1, 1, (n_dev, batch // n_dev, r, r, 3)).astype(np.float32)
   labels = np.stack([rng.integers(0, max(c, 1), (n_dev, batch // n_dev)) for c in num_classes],
                     -1).astype(np.int32) if num_classes else np.zeros((n_dev, batch // n_dev, 0),
                                                                         np.int32)
   b = {'image': images, 'labels': labels}
+  compiled = p_step.lower(state, b).compile()  # Compiled once: timed and cost-analysed.
   try:
-    cost = p_step.lower(state, b).compile().cost_analysis()
+    cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     gflop = float(cost.get('flops', float('nan'))) / 1e9 * n_dev
   except Exception:  # cost analysis is best-effort across jax versions
@@ -69,7 +74,7 @@ def make_train_step(config, num_classes, batch: int):
   holder = [state]
 
   def step():
-    holder[0], _ = p_step(holder[0], b)
+    holder[0], _ = compiled(holder[0], b)
     jax.block_until_ready(holder[0])
 
   return step, gflop
@@ -121,6 +126,12 @@ def torch_own_process(args) -> float:
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  p.add_argument('--model', default='dcgan', choices=('dcgan', 'biggan'),
+                 help='dcgan (against torch_dcgan_reference) or biggan (against --torch-ref)')
+  p.add_argument('--ch', type=int, default=32, help='biggan: base width model.ch')
+  p.add_argument('--classes', type=int, default=8, help='biggan: classes of its one attribute')
+  p.add_argument('--torch-ref', default=biggan_bench.DEFAULT_PEER,
+                 help='biggan: the PyTorch ResNet peer script (run with the same flags)')
   p.add_argument('--batch', type=int, default=64)
   p.add_argument('--steps', type=int, default=10, help='timed steps per contestant and round')
   p.add_argument('--rounds', type=int, default=3,
@@ -135,6 +146,8 @@ def main():
   args = p.parse_args()
   if not args.no_tune_malloc:
     runtime.tune_malloc()
+  if args.model == 'biggan':
+    return biggan_bench.run(args, matmul_roofline_gflops, make_train_step, time_interleaved)
 
   print(f'jax {jax.__version__} on {jax.devices()[0].platform} x{jax.local_device_count()}, '
         f'{os.cpu_count()} CPU cores, batch {args.batch}, impl {args.impl}')

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan import steps
-from gan.models import build_models
+from gan.models import build_models, interface
 
 # The standing statistics' key is PRNGKey(config.seed + STANDING_STATS_SEED_OFFSET): the same
 # for every user, so re-estimating them reproduces the checkpointed ones.
@@ -31,9 +31,10 @@ class EmaSampler:
     if generator is None:
       generator, _ = build_models(config, num_classes)
     self.num_attributes = len(num_classes) if config.model.conditional else 0
+    self.latent_dim, self.resolution = int(generator.latent_dim), int(generator.resolution)
     self._sample = steps.make_sample_fn(generator)
-    self._standing = steps.make_standing_stats_fn(generator.clone(bn_momentum=0.0), config,
-                                                  num_classes)
+    self._standing = steps.make_standing_stats_fn(interface.standing_stats_generator(generator),
+                                                  config, num_classes)
     self._stats_key = standing_stats_key(config)
 
   def with_standing_stats(self, state):

@@ -23,11 +23,11 @@ class GANState:
   rng: jnp.ndarray              # Base key; each step folds in its step number.
 
 
-def _dummy_inputs(config, num_classes):
+def _dummy_inputs(generator, discriminator, num_classes):
   n = 2
-  z = jnp.zeros((n, config.model.latent_dim), jnp.float32)
+  z = jnp.zeros((n, generator.latent_dim), jnp.float32)
   labels = jnp.zeros((n, len(num_classes)), jnp.int32)
-  r = config.data.resolution
+  r = discriminator.resolution
   images = jnp.zeros((n, r, r, 3), jnp.float32)
   return z, labels, images
 
@@ -36,7 +36,7 @@ def create_state(config, generator, discriminator, g_tx, d_tx, num_classes, seed
   """Initialises parameters, optimiser states and EMA from `seed` (deterministic)."""
   init_key, g_key, d_key, run_key = jax.random.split(jax.random.PRNGKey(seed), 4)
   del init_key
-  z, labels, images = _dummy_inputs(config, num_classes)
+  z, labels, images = _dummy_inputs(generator, discriminator, num_classes)
 
   @jax.jit
   def init():

@@ -84,7 +84,7 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   """
   loss = losses_lib.LOSSES.get(config.loss)
   num_classes = tuple(num_classes) if config.model.conditional else ()
-  latent_dim = config.model.latent_dim
+  latent_dim = generator.latent_dim  # The model interface (gan/models/interface.py).
   n_d = config.d_steps_per_g_step
   if n_d < 1:
     raise ValueError(f'd_steps_per_g_step must be >= 1, got {n_d}.')
@@ -98,14 +98,14 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   def g_forward(g_params, g_stats, z, labels):
     fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,
                                     train=True, mutable=['batch_stats'])
-    return fake, updates['batch_stats']
+    return fake, updates.get('batch_stats', {})  # {} for a model without BatchNorm.
 
   def d_forward_all(d_params, d_stats, images, labels):
     """(real/fake logits, per-attribute class logits or None, new batch stats)."""
     out, updates = discriminator.apply({'params': d_params, 'batch_stats': d_stats}, images,
                                        labels, train=True, mutable=['batch_stats'])
     logits, class_logits = out if isinstance(out, tuple) else (out, None)
-    return logits, class_logits, updates['batch_stats']
+    return logits, class_logits, updates.get('batch_stats', {})
 
   def d_forward(d_params, d_stats, images, labels):
     logits, _, stats = d_forward_all(d_params, d_stats, images, labels)
@@ -247,11 +247,11 @@ def make_standing_stats_fn(stats_generator, config, num_classes) -> Callable:
   @jax.jit
   def standing(ema_params, g_batch_stats, key):
     z_key, label_key = jax.random.split(key)
-    z = jax.random.normal(z_key, (n, config.model.latent_dim))
+    z = jax.random.normal(z_key, (n, stats_generator.latent_dim))
     labels = random_labels(label_key, n, num_classes, config.attribute_dropout)
     _, updates = stats_generator.apply({'params': ema_params, 'batch_stats': g_batch_stats}, z,
                                        labels, train=True, mutable=['batch_stats'])
-    return updates['batch_stats']
+    return updates.get('batch_stats', {})
 
   return standing
 

@@ -14,6 +14,7 @@ from gan.control import generation, inversion, latents, loading, output, postpro
 from gan.data import pipeline
 from gan.data.vocab import Vocabulary
 from gan.evaluation import metrics
+from gan.models.dcgan import DCGANGenerator
 from tests.conftest import assert_clean_error, run_tool
 
 CELL = 16 + 2  # Tiny runs are 16x16; grids pad each cell by 2 pixels.
@@ -76,7 +77,8 @@ def test_vocabulary_round_trip(run_dir, run, tfds_dir):
   assert Vocabulary.from_json(saved.to_json()) == saved
   attrs = saved.parse(['category=handbag', 'color=RED'])  # Alias and case are forgiven.
   labels = saved.encode(attrs)
-  assert saved.decode(labels) == {'category': 'handbag', 'colour': 'red', 'pattern': 'any'}
+  assert saved.decode(labels) == {'category': 'handbag', 'colour': 'red', 'pattern': 'any',
+                                  'material': 'any'}
   assert labels[2] == saved.num_classes[2]  # Left out = unspecified.
 
 
@@ -265,7 +267,8 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
   np.testing.assert_allclose(dirs @ dirs.T, np.eye(d), atol=1e-5)
   assert np.all(np.diff(eigenvalues) <= 1e-9)
   # The first direction moves the first layer's output more than any random unit direction.
-  kernel_z = sefa.first_layer_weight(run.state.ema_params, d)
+  assert not run.generator.latent_in_every_layer  # so z's weight is the first layer's alone
+  kernel_z = run.generator.latent_weight(run.g_variables)
   assert kernel_z.shape[0] == d
   random_dirs = np.random.default_rng(0).normal(size=(100, d))
   random_dirs /= np.linalg.norm(random_dirs, axis=1, keepdims=True)
@@ -289,7 +292,7 @@ def test_sefa_directions_are_orthonormal_and_edit_the_image(run, run_dir, tmp_pa
 
 
 def test_sefa_stacks_every_layer_that_reads_z():
-  """latent_in_every_layer: the CBN gain/bias kernels' z rows join the first layer's."""
+  """dcgan's latent_in_every_layer: the CBN gain/bias kernels' z rows join the first layer's."""
   rng = np.random.default_rng(0)
   d = 4
   params = {'project': {'kernel': rng.normal(size=(d + 6, 32))},
@@ -297,45 +300,49 @@ def test_sefa_stacks_every_layer_that_reads_z():
                        'beta': {'kernel': rng.normal(size=(d + 6, 8))}},
             'norm_1': {'gamma': {'kernel': np.zeros((d + 6, 4))},
                        'beta': {'kernel': np.zeros((d + 6, 4))}}}
-  assert sefa.latent_weight(params, d).shape == (d, 32)
-  stacked = sefa.latent_weight(params, d, latent_in_every_layer=True)
+  first_only = DCGANGenerator(latent_dim=d)
+  every = DCGANGenerator(latent_dim=d, latent_in_every_layer=True)
+  assert first_only.latent_weight({'params': params}).shape == (d, 32)
+  stacked = every.latent_weight({'params': params})
   assert stacked.shape == (d, 32 + 16 + 8)
   np.testing.assert_array_equal(stacked[:, 32:40], params['norm_0']['gamma']['kernel'][:d])
-  dirs, _ = sefa.sefa_directions(params, d, latent_in_every_layer=True)
+  dirs, _ = sefa.sefa_directions(every, {'params': params})
   np.testing.assert_allclose(dirs @ dirs.T, np.eye(d), atol=1e-6)
   # A large z path in a norm layer changes which direction is strongest.
   params['norm_1']['gamma']['kernel'][0] = 1e3
-  top, _ = sefa.sefa_directions(params, d, 1, latent_in_every_layer=True)
+  top, _ = sefa.sefa_directions(every, {'params': params}, 1)
   assert abs(top[0][0]) > 0.99
 
 
 # ---- Inversion ----
 
-def _most_distinct_attributes(run, category, z):
+def _most_distinct_attributes(run, category, material, z):
   """The colour and pattern whose image (of latent z) differs most from every other choice's.
 
   A 4-step model renders some values alike; those it tells apart, inversion must tell apart too.
   """
   vocab = run.vocabulary
   combos = [(c, p) for c in range(vocab.num_classes[1]) for p in range(vocab.num_classes[2])]
-  labels = np.array([(vocab.value_index('category', category), c, p) for c, p in combos])
+  labels = np.tile(vocab.encode({'category': category, 'material': material}), (len(combos), 1))
+  labels[:, [vocab.index_of('colour'), vocab.index_of('pattern')]] = combos
   images = np.asarray(run.generate(np.repeat(z, len(labels), axis=0), labels))
   flat = images.reshape(len(images), -1)
   distances = np.linalg.norm(flat[:, None] - flat[None], axis=-1) + np.eye(len(flat)) * 1e9
   c, p = combos[int(np.argmax(distances.min(axis=1)))]
   return {'category': category, 'colour': vocab.values('colour')[c],
-          'pattern': vocab.values('pattern')[p]}
+          'pattern': vocab.values('pattern')[p], 'material': material}
 
 
 def test_inversion_recovers_a_generated_image_and_its_attributes(run):
   vocab = run.vocabulary
   z = latents.seed_latents(11, 1, run.latent_dim)
-  truth = _most_distinct_attributes(run, 'handbag', z)
+  truth = _most_distinct_attributes(run, 'handbag', 'leather', z)
   generated = np.asarray(run.generate(z, vocab.encode(truth)[None]))
   photo = output.as_uint8(generated)[0]  # As if saved to PNG and loaded back.
   # 60 steps x 8 restarts found the truth for 3 latents x 2 seeds; 40 x 4 missed 2 of 6 colours.
   config = inversion.InversionConfig(steps=60, restarts=8, seed=0)
-  result = inversion.invert(run, photo, known={'category': 'handbag'}, config=config)
+  result = inversion.invert(run, photo, known={'category': 'handbag', 'material': 'leather'},
+                            config=config)
   assert result.attributes == truth  # Found, not only a better PSNR.
   assert result.loss_history.shape == (60,)
   assert result.loss_history[-1] < result.loss_history[0]

@@ -116,6 +116,13 @@ def test_notes_say_how_words_were_read():
       'crimsen -> red (typo of crimson; nearest catalogue colour)',)
 
 
+def test_value_of_two_attributes_goes_to_the_first_with_a_note():
+  vocabulary = Vocabulary.from_dict({'upper': ['red', 'cotton'], 'lower': ['blue', 'cotton']})
+  parsed = prompt.parse('Cotton', vocabulary)
+  assert parsed.assignments == {'upper': 'cotton'}
+  assert parsed.notes == ("'Cotton' is also a value of lower; read as upper=cotton",)
+
+
 def test_synonyms_only_reach_values_the_vocabulary_has():
   no_bags = Vocabulary.from_dict({'category': ['mug', 'lamp']})
   assert prompt.parse('bag', no_bags).unknown == ('bag',)
@@ -163,6 +170,7 @@ def test_ciede2000_matches_published_pairs(lab1, lab2, expected):
     ('magenta', 'hotpink'), ('rebeccapurple', 'purple'), ('maroon', 'saddlebrown'),
     ('navy', 'navy'), ('grey', 'gray'), ('silver', 'gray'),
     ('white', 'gray'), ('snow', 'gray'),  # Neutral words stay neutral (no hue to invent).
+    ('royalblue', 'navy'), ('indigo', 'navy'), ('cyan', 'teal'),  # Coloured words stay coloured.
 ])
 def test_colour_words_map_to_nearest_catalogue_colour(word, nearest):
   assert _assign(word, SYNTHETIC) == {'colour': nearest}

@@ -128,8 +128,7 @@ def interpolate(run: Run, seed_a: int, seed_b: int, frames: int = 8,
 
 def directions(run: Run, k: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
   """SeFa directions of the run's EMA generator: ([k, d] orthonormal rows, eigenvalues [k])."""
-  return sefa.sefa_directions(run.state.ema_params, run.latent_dim, k,
-                              bool(run.config.model.get('latent_in_every_layer', False)))
+  return sefa.sefa_directions(run.generator, run.g_variables, k)
 
 
 def direction_previews(run: Run, k: int, strengths: Sequence[float], seed: int = 0,

@@ -4,17 +4,16 @@ How (one batched optimisation, optax Adam):
 - R restarts are optimised together as one batch: the parameters are latents z [R, d] and
   attribute logits [R, sum of values]. The loss is the sum of the R per-restart losses, so each
   restart follows its own gradient (Adam is element-wise), and the best restart wins at the end.
-- Loss per restart: pixel MSE to the photo + feature loss (the discriminator's intermediate
-  activations, the outputs of its down-sampling convolutions, captured with flax
-  `capture_intermediates`; each layer's squared error is divided by the photo's mean squared
-  activation so every layer counts alike) + a small prior term keeping |z|^2 / d near 1, the shell
-  where Gaussian latents live.
+- Loss per restart: pixel MSE to the photo + feature loss (the discriminator's named feature maps,
+  which every registered model sows under 'features' (gan/models/interface.py); each map's
+  squared error is divided by the photo's mean squared activation so every map counts alike) + a
+  small prior term keeping |z|^2 / d near 1, the shell where Gaussian latents live.
 - Attributes, our choice: *soft attribute embeddings*. Each attribute's embedding is replaced by a
-  softmax(logits)-weighted mix of the embeddings of its values (a flax method interceptor on the
-  generator's AttributeEmbedding; the model is untouched). The generator is linear in the embedding
-  at its first layer and in its conditional-BatchNorm scales/shifts, so a mix is a meaningful
-  in-between condition and gradients pick the best-fitting values for all attributes at once,
-  instead of trying every combination. After `soft_fraction` of the steps each restart is
+  softmax(logits)-weighted mix of the embeddings of its values: the model interface lets every
+  generator take soft labels (per-attribute probabilities) in place of int labels. The generator is
+  linear in the embedding at its first layer and in its conditional-BatchNorm scales/shifts
+  (dcgan), so a mix is a meaningful in-between condition and gradients pick the best-fitting values
+  for all attributes at once, instead of trying every combination. After `soft_fraction` of the steps each restart is
   hardened to its argmax values and the latent alone is fine-tuned for the remaining steps, so the
   result is an ordinary (z, labels) pair that `generate` reproduces exactly.
   Attributes the user knows (`known`) stay fixed one-hot throughout.
@@ -22,10 +21,8 @@ How (one batched optimisation, optax Adam):
   restart, next to the best of the random starting latents (the "did it help" baseline).
 """
 import dataclasses
-import re
 from typing import Callable, Dict, List, Mapping, Optional
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,9 +30,7 @@ import optax
 
 from gan.control import latents as latents_lib
 from gan.control.loading import Run
-from gan.models.layers import AttributeEmbedding
-
-_FEATURE_LAYER = re.compile(r'^(sn_)?down_(\d+)$')
+from gan.models import interface
 
 
 @dataclasses.dataclass
@@ -88,44 +83,17 @@ def mse_psnr(a, b, axis=None):
 
 def soft_generate(run: Run, z, probs: List[jnp.ndarray], g_variables=None):
   """G(z, attributes) where attribute a is the mix probs[a] [n, n_a] of its values' embeddings."""
-  n = z.shape[0]
-
-  def interceptor(next_fun, args, kwargs, context):
-    if isinstance(context.module, AttributeEmbedding) and context.method_name == '__call__':
-      params = context.module.variables['params']
-      parts = [p @ params[f'embed_{a}']['embedding'][:k]
-               for a, (p, k) in enumerate(zip(probs, context.module.num_classes))]
-      return jnp.concatenate(parts, axis=-1)
-    return next_fun(*args, **kwargs)
-
-  dummy = jnp.zeros((n, len(run.num_classes)), jnp.int32)  # Replaced by the interceptor.
-  with nn.intercept_methods(interceptor):
-    variables = run.g_variables if g_variables is None else g_variables
-    return run.generator.apply(variables, z, dummy, train=False)
-
-
-def _collect_features(tree, out):
-  for name, value in tree.items():
-    match = _FEATURE_LAYER.match(name)
-    if match and isinstance(value, dict) and '__call__' in value:
-      index, wrapped = int(match.group(2)), bool(match.group(1))
-      if wrapped or index not in out:  # A spectral-norm wrapper's output wins over its inner conv.
-        out[index] = value['__call__'][0]
-    elif isinstance(value, dict):
-      _collect_features(value, out)
-  return out
+  variables = run.g_variables if g_variables is None else g_variables
+  return run.generator.apply(variables, z, tuple(probs), train=False)
 
 
 def d_features(run: Run, images, d_variables=None) -> List[jnp.ndarray]:
-  """The discriminator's down-sampling activations (eval mode), shallow to deep."""
+  """The discriminator's named feature maps (eval mode, unspecified labels), shallow to deep."""
   unspecified = jnp.asarray(run.vocabulary.unspecified(), jnp.int32)
   labels = jnp.tile(unspecified[None], (images.shape[0], 1))
-  _, captured = run.discriminator.apply(
-      run.d_variables if d_variables is None else d_variables, images, labels, train=False,
-      capture_intermediates=lambda m, method: method == '__call__' and bool(
-          _FEATURE_LAYER.match(m.name or '')))
-  found = _collect_features(captured.get('intermediates', {}), {})
-  return [found[i] for i in sorted(found)]
+  return interface.d_features(run.discriminator,
+                              run.d_variables if d_variables is None else d_variables,
+                              images, labels)
 
 
 def _mix(logits_flat, known, num_classes):
@@ -248,10 +216,10 @@ class Inverter:
     target = jnp.asarray(self.target(image))[None]
     known_labels = jnp.asarray(run.vocabulary.encode(dict(known or {})), jnp.int32)
     variables = (run.g_variables, run.d_variables)
-    target_features = self._features(run.d_variables, target) if self.use_features else []
-    if self.use_features and not target_features:
-      raise ValueError('This discriminator exposes no down_<i> layers to compare features on; '
-                       'invert with feature_weight=0 (--feature-weight 0).')
+    try:
+      target_features = self._features(run.d_variables, target) if self.use_features else []
+    except ValueError as e:
+      raise ValueError(f'{e} Or invert on pixels only: --feature-weight 0.') from e
     z0, params, opt_state = self._start()
     history = []
     for c in range(self.chunks):

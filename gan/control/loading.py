@@ -37,11 +37,11 @@ class Run:
 
   @property
   def latent_dim(self) -> int:
-    return int(self.config.model.latent_dim)
+    return int(self.generator.latent_dim)  # The model interface (gan/models/interface.py).
 
   @property
   def resolution(self) -> int:
-    return int(self.config.data.resolution)
+    return int(self.generator.resolution)
 
   @property
   def num_classes(self) -> Tuple[int, ...]:

@@ -75,8 +75,8 @@ EXTRA_COLOURS: Dict[str, Optional[str]] = {
     'mustard': '#e1ad01', 'burgundy': '#800020', 'rust': '#b7410e', 'peach': '#ffe5b4',
     'mauve': '#e0b0ff', 'taupe': '#483c32', 'copper': '#b87333', 'bronze': '#cd7f32',
     'nude': '#e3bc9a', 'lilac': '#c8a2c8', 'mint': '#98ff98', 'camel': '#c19a6b',
-    'rose': '#ff66cc', 'skin': '#e8beac', 'scarlet': '#ff2400', 'emerald': '#50c878', 'multi': None, 'multicolour': None,
-    'multicolor': None,
+    'rose': '#ff66cc', 'skin': '#e8beac', 'scarlet': '#ff2400', 'emerald': '#50c878',
+    'multi': None, 'multicolour': None, 'multicolor': None,
 }
 
 # word -> values it may mean, most specific first; only a target the vocabulary has is used.
@@ -116,6 +116,7 @@ color coloured colored pattern patterned patterns shade tone
 _COLOUR_ATTRIBUTE = re.compile(r'colou?r')
 
 _INDIRECT = ('synonym', 'nearest catalogue colour')  # Readings whose note names the word read.
+TEXTILE_KL = 2.0     # CIEDE2000's lightness weight for textiles: shade matters less than hue.
 NEUTRAL_CHROMA = 8.0  # CIELAB chroma below which a colour reads as white/grey/black.
 _MAX_WORDS = 4  # Longest run of words read as one value ("light goldenrod yellow").
 _WORD = re.compile(r'[^\W_]+')  # Letters/digits; '-', '_' and spaces all separate words.
@@ -157,8 +158,8 @@ def srgb_to_lab(rgb) -> Tuple[float, float, float]:
   return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
 
 
-def delta_e(lab1, lab2) -> float:
-  """CIEDE2000 colour difference (Sharma et al. 2005), kL = kC = kH = 1."""
+def delta_e(lab1, lab2, kl: float = 1.0) -> float:
+  """CIEDE2000 colour difference (Sharma et al. 2005), kC = kH = 1; kL = 2 is the textile setting."""
   L1, a1, b1 = lab1
   L2, a2, b2 = lab2
   c_mean = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
@@ -183,15 +184,16 @@ def delta_e(lab1, lab2) -> float:
       h_mean = (h1p + h2p) / 2
     else:
       h_mean = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
-  t = (1 - 0.17 * math.cos(math.radians(h_mean - 30)) + 0.24 * math.cos(math.radians(2 * h_mean))
-       + 0.32 * math.cos(math.radians(3 * h_mean + 6)) - 0.20 * math.cos(math.radians(4 * h_mean - 63)))
+  cos = lambda degrees: math.cos(math.radians(degrees))  # noqa: E731
+  t = (1 - 0.17 * cos(h_mean - 30) + 0.24 * cos(2 * h_mean) + 0.32 * cos(3 * h_mean + 6)
+       - 0.20 * cos(4 * h_mean - 63))
   d_theta = 30 * math.exp(-((h_mean - 275) / 25) ** 2)
   rc = 2 * math.sqrt(cp_mean ** 7 / (cp_mean ** 7 + 25 ** 7))
   sl = 1 + 0.015 * (l_mean - 50) ** 2 / math.sqrt(20 + (l_mean - 50) ** 2)
   sc = 1 + 0.045 * cp_mean
   sh = 1 + 0.015 * cp_mean * t
   rt = -math.sin(math.radians(2 * d_theta)) * rc
-  return math.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
+  return math.sqrt((dl / (kl * sl)) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
 
 
 def chroma(lab) -> float:
@@ -201,11 +203,12 @@ def chroma(lab) -> float:
 def nearest_colour(lab, targets):
   """The target (name, Lab) nearest to `lab` by CIEDE2000, which weighs hue more than plain
   Euclidean CIELAB does (pink -> hotpink, not gray). A near-neutral colour has no hue to keep,
-  so it goes to a near-neutral target when there is one (white -> gray, not a pale blue)."""
-  if chroma(lab) < NEUTRAL_CHROMA:
-    neutral = [t for t in targets if chroma(t[1]) < NEUTRAL_CHROMA]
-    targets = neutral or targets
-  return min(targets, key=lambda t: delta_e(t[1], lab))[0]
+  so it goes to a near-neutral target when there is one (white -> gray, not a pale blue), and a
+  coloured word to a coloured target (royalblue -> navy, not gray). Lightness counts half (kL = 2,
+  as textile colour matching weighs it): a word names a hue more than a shade."""
+  neutral = chroma(lab) < NEUTRAL_CHROMA
+  same_kind = [t for t in targets if (chroma(t[1]) < NEUTRAL_CHROMA) == neutral]
+  return min(same_kind or targets, key=lambda t: delta_e(t[1], lab, kl=TEXTILE_KL))[0]
 
 
 def colour_hex(name: str) -> Optional[str]:
@@ -226,7 +229,7 @@ def _compact(text: str) -> str:
 
 
 def _singulars(word: str) -> List[str]:
-  """Forms a plural could come from: boxes -> box, bags -> bag, dresses -> dress, berries -> berry."""
+  """Forms a plural may come from: boxes -> box, bags -> bag, dresses -> dress, berries -> berry."""
   forms = []
   if len(word) > 4 and word.endswith('ies'):
     forms.append(word[:-3] + 'y')
@@ -264,6 +267,7 @@ class _Reading:
   attribute: str
   value: str
   how: str  # '' (literal), 'plural', 'synonym', 'nearest catalogue colour'
+  also: Tuple[str, ...] = ()  # Other attributes that have this value too.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,14 +280,14 @@ class _Index:
   typo_words: Tuple[str, ...] = ()  # typo_candidates(), computed once per vocabulary
 
   def lookup_value(self, key: str) -> Optional[_Reading]:
-    hits = self.values.get(key)
-    if hits:
-      return _Reading(*hits[0], '')
+    hits, how = self.values.get(key), ''
     for form in [key] + _singulars(key):
-      hits = self.values.get(form) or self.singular_values.get(form)
       if hits:
-        return _Reading(*hits[0], 'plural')
-    return None
+        break
+      hits, how = self.values.get(form) or self.singular_values.get(form), 'plural'
+    if not hits:
+      return None
+    return _Reading(*hits[0], how, tuple(a for a, _ in hits[1:]))
 
   def lookup_synonym(self, key: str) -> Optional[_Reading]:
     for form in [key] + _singulars(key):
@@ -389,6 +393,8 @@ def parse(text: str, vocabulary: 'Vocabulary') -> Parsed:
     shown = f'{reading.attribute}={reading.value}'
     if how:
       notes.append(f'{typed} -> {reading.value} ({how})')
+    if reading.also:  # The first attribute wins; say where else the word could have gone.
+      notes.append(f'{typed!r} is also a value of {", ".join(reading.also)}; read as {shown}')
     if reading.attribute in assignments and assignments[reading.attribute] != reading.value:
       notes.append(f'{typed!r} replaces {claimed_by[reading.attribute]!r} for '
                    f'{reading.attribute} (the later word wins): {shown}')
@@ -422,7 +428,7 @@ def parse(text: str, vocabulary: 'Vocabulary') -> Parsed:
         reading, detail = _read_typo(index, ''.join(span))
         if reading:
           typed = _span_text(text, words, i, i + n)
-          # "crimsen -> red (typo of crimson; nearest catalogue colour)"; "stripd -> striped (typo)".
+          # "crimsen -> red (typo of crimson; nearest catalogue colour)", "stripd -> striped (typo)"
           how = f'typo of {detail}; {reading.how}' if reading.how in _INDIRECT else 'typo'
           assign(reading, typed, how)
           i += n

@@ -61,8 +61,8 @@ class Evaluator:
     idx = np.concatenate([rng.permutation(n_real) for _ in range(-(-self.num_samples // n_real))])
     self.labels = real_labels[idx[:self.num_samples]]
     self.latents = rng.standard_normal(
-        (self.num_samples, config.model.latent_dim)).astype(np.float32)
-    setup = evaluators_lib.Setup(self.reference, config, rng)
+        (self.num_samples, self.sampler.latent_dim)).astype(np.float32)
+    setup = evaluators_lib.Setup(self.reference, config, rng, self.sampler.latent_dim)
     self.evaluators = {name: evaluators_lib.EVALUATORS.get(name)(setup) for name in self.names}
 
   @property

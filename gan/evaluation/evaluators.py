@@ -54,6 +54,7 @@ class Setup:
   reference: Reference
   config: object
   rng: np.random.Generator    # The stream that drew the distribution set, continued.
+  latent_dim: int             # The generator's (model interface), for evaluators' own latents.
 
 
 class Generated:
@@ -207,7 +208,7 @@ class Diversity(BaseEvaluator):
     if ref.conditional and len(ref.diversity_labels):
       labels = np.repeat(ref.diversity_labels, per_condition, axis=0)
       z = np.random.default_rng([ref.seed, 13]).standard_normal(
-          (len(labels), setup.config.model.latent_dim)).astype(np.float32)
+          (len(labels), setup.latent_dim)).astype(np.float32)
       self.inputs = (labels, z)
 
   def __call__(self, generated):
@@ -252,7 +253,7 @@ class Control(BaseEvaluator):
         labels[:, a] = np.repeat(np.arange(n), per_value)
         if m == 'catalogue':
           labels = ref.prior.fill(labels, setup.rng)
-        z = setup.rng.standard_normal((len(labels), setup.config.model.latent_dim))
+        z = setup.rng.standard_normal((len(labels), setup.latent_dim))
         self.groups.append((suffix, name, a, labels, z.astype(np.float32)))
 
   def __call__(self, generated):

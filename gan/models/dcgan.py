@@ -2,14 +2,18 @@
 
 With no attributes these are exactly the classic 64x64 DCGAN networks (same parameter count as
 the PyTorch reference). Resolution r >= 8 (power of two) uses log2(r) - 2 up/down-sampling layers.
+Both implement the model interface (gan/models/interface.py); the parameter names below are this
+module's own business, read nowhere else.
 """
 import math
 from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from gan.models import downconv, upconv
+from gan.models.interface import FEATURES, INTERMEDIATES
 from gan.models.layers import AttributeEmbedding, ConditionalBatchNorm, ProjectionHead
 
 _INIT = nn.initializers.normal(0.02)  # DCGAN's N(0, 0.02) weight init.
@@ -26,7 +30,13 @@ def _impl(registry, name, default):
   return registry.get(default if name == 'default' else name)
 
 
+D_NORMS = ('batch', 'spectral', 'none')
+FIRST_LAYER = 'project'   # The Dense on [z, attribute embedding] that makes the 4x4 map.
+NORM_PREFIX = 'norm_'     # The conditional BatchNorms: norm_<i>/{gamma,beta}, fed [z, embedding].
+
+
 class DCGANGenerator(nn.Module):
+  latent_dim: int = 100
   resolution: int = 64
   width: int = 64
   num_classes: Sequence[int] = ()
@@ -40,8 +50,26 @@ class DCGANGenerator(nn.Module):
   # learned to ignore z (one image per condition); a per-layer path keeps z's influence.
   latent_in_every_layer: bool = False
 
+  def latent_weight(self, variables) -> np.ndarray:
+    """Every kernel part that multiplies z (the interface's SeFa weight): [latent_dim, k].
+
+    z comes first in each layer's [z, attributes] input, so its rows are the first latent_dim:
+    the first layer's always, and with latent_in_every_layer each conditional BatchNorm's gain
+    and bias kernels' too. (No spectral norm in this G: the kernels are applied as they are.)
+    """
+    d, params = self.latent_dim, variables['params']
+    kernels = [params[FIRST_LAYER]['kernel']]
+    if self.latent_in_every_layer:
+      norms = sorted((k for k in params if k.startswith(NORM_PREFIX)),
+                     key=lambda k: int(k[len(NORM_PREFIX):]))
+      kernels += [params[name][head]['kernel'] for name in norms for head in ('gamma', 'beta')]
+    return np.concatenate([np.asarray(k, np.float64)[:d] for k in kernels], axis=1)
+
   @nn.compact
   def __call__(self, z, labels, train: bool = True):
+    if z.shape[-1] != self.latent_dim:
+      raise ValueError(f'The generator takes z of length latent_dim={self.latent_dim}; got shape '
+                       f'{z.shape}.')
     n_up = num_resampling_layers(self.resolution)
     channels = self.width * 2 ** (n_up - 1)
     cond = None
@@ -51,10 +79,10 @@ class DCGANGenerator(nn.Module):
     if self.latent_in_every_layer:
       norm_cond = z if cond is None else jnp.concatenate([z, cond], axis=-1)
     norm = lambda h, i: nn.relu(ConditionalBatchNorm(self.bn_momentum, self.axis_name,
-                                                     name=f'norm_{i}')(h, norm_cond, train))
+                                                     name=f'{NORM_PREFIX}{i}')(h, norm_cond, train))
     first_in = z if cond is None else jnp.concatenate([z, cond], axis=-1)
     # A 4x4 transposed conv on a 1x1 input is exactly a dense layer to 4*4*C.
-    h = nn.Dense(4 * 4 * channels, use_bias=False, kernel_init=_INIT, name='project')(first_in)
+    h = nn.Dense(4 * 4 * channels, use_bias=False, kernel_init=_INIT, name=FIRST_LAYER)(first_in)
     h = norm(h.reshape(z.shape[0], 4, 4, channels), 0)
     upsampler = _impl(upconv.UPSAMPLERS, self.upsample_impl, upconv.DEFAULT_UPSAMPLER)
     for i in range(1, n_up):
@@ -87,6 +115,7 @@ class DCGANDiscriminator(nn.Module):
     for i in range(n_down):
       layer = downsampler(self.width * 2 ** i, use_bias=False, kernel_init=_INIT, name=f'down_{i}')
       h = self._apply(layer, h, train, f'sn_down_{i}')
+      self.sow(INTERMEDIATES, FEATURES, h)  # The interface's named features: each conv's output.
       if self.norm == 'batch' and i > 0:  # DCGAN: no BatchNorm on the first layer.
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                          axis_name=self.axis_name if train else None, name=f'bn_{i}')(h)

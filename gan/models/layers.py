@@ -9,14 +9,30 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
+def is_soft(labels) -> bool:
+  """Soft labels (the model interface): a tuple/list of per-attribute probabilities [N, n_a]."""
+  return isinstance(labels, (tuple, list))
+
+
+def embed_attribute(embed: nn.Embed, labels, a: int, n: int):
+  """Attribute a's embedding: a row lookup for int labels [N, A], or for soft labels the
+  probability-weighted mix of its n value rows (the 'unspecified' row takes no part)."""
+  if is_soft(labels):
+    return labels[a] @ embed(jnp.arange(n))
+  return embed(labels[:, a])
+
+
 class AttributeEmbedding(nn.Module):
-  """Concatenated per-attribute embeddings; each attribute has a learned 'unspecified' row."""
+  """Concatenated per-attribute embeddings; each attribute has a learned 'unspecified' row.
+
+  labels: int [N, A], or soft labels (see `embed_attribute`).
+  """
   num_classes: Sequence[int]
   features: int
 
   @nn.compact
   def __call__(self, labels):
-    parts = [nn.Embed(n + 1, self.features, name=f'embed_{a}')(labels[:, a])
+    parts = [embed_attribute(nn.Embed(n + 1, self.features, name=f'embed_{a}'), labels, a, n)
              for a, n in enumerate(self.num_classes)]
     return jnp.concatenate(parts, axis=-1)
 
