@@ -435,6 +435,7 @@ def test_warm_up_picks_a_checked_generator_implementation_per_batch_size(engine,
   for choice in engine.implementations.values():
     assert choice['chosen'] in choice['ms'] and choice['ms'][choice['chosen']] is not None
     assert set(choice['ms']) >= {'run', 'gemm', 'toom2', 'conv_transpose'}
+    assert not choice['remembered']
 
   class Off:
     """A 'faster' implementation that draws other images: never chosen."""
@@ -446,3 +447,25 @@ def test_warm_up_picks_a_checked_generator_implementation_per_batch_size(engine,
   name, _, seconds = tuning.fastest(run.generator, run.g_variables, z,
                                     run.vocabulary.unspecified()[None])
   assert name == 'run' and seconds['off'] is None
+
+
+def test_generator_choices_are_remembered_and_still_checked(run, tmp_path):
+  path = str(tmp_path / 'choices.json')
+  first = engine_lib.Engine(run, inversion.InversionConfig(steps=2, restarts=1),
+                            buckets=(1, 16), tuning_file=path)
+  first.warm_up()
+  second = engine_lib.Engine(run, inversion.InversionConfig(steps=2, restarts=1),
+                             buckets=(1, 16), tuning_file=path)
+  second.warm_up()
+  for bucket in (1, 16):
+    assert second.implementations[bucket] == {
+        'chosen': first.implementations[bucket]['chosen'], 'ms': None, 'remembered': True}
+  # A remembered name that no longer exists (or draws other images) is measured again.
+  choices = tuning.Choices(path)
+  for key in list(choices.data):
+    choices.put(key, 'no_such_implementation')
+  third = engine_lib.Engine(run, inversion.InversionConfig(steps=2, restarts=1),
+                            buckets=(1, 16), tuning_file=path)
+  third.warm_up()
+  assert not any(v['remembered'] for v in third.implementations.values())
+  assert 'no_such_implementation' not in tuning.Choices(path).data.values()

@@ -113,16 +113,23 @@ class Engine:
   """A trained run behind a lock, with bucketed and pre-compiled model calls."""
 
   def __init__(self, run: Run, inversion_config: Optional[inversion.InversionConfig] = None,
-               sliders: int = 6, buckets: Sequence[int] = BUCKETS, chunk_steps: int = 5):
+               sliders: int = 6, buckets: Sequence[int] = BUCKETS, chunk_steps: int = 5,
+               tuning_file: Optional[str] = None):
+    """tuning_file: where the generator implementation chosen per batch size is remembered
+    (tuning.Choices); None: measured at every warm-up."""
     self.run = run
     self.vocabulary = run.vocabulary
     self.buckets = tuple(sorted(buckets))
+    if self.buckets[0] != 1 or self.buckets[-1] < MAX_FRAMES:
+      raise ValueError(f'buckets must include 1 and one of at least {MAX_FRAMES} (the '
+                       f'interpolation frames); got {buckets}.')
     self._lock = FairLock()
     self.directions, self.eigenvalues = generation.directions(run, min(sliders, run.latent_dim))
     # Per batch size, the generator's fastest forward on this machine (tuning.py, at warm-up).
     self._samplers: Dict[int, Callable] = {}
     self._default_sampler = steps.make_sample_fn(run.generator)
     self.implementations: Dict[int, dict] = {}
+    self._choices = tuning.Choices(tuning_file)
     # Interpolation mixes the two products' attribute embeddings (inversion.soft_generate), with
     # the generator warm_up picks for its batch size (read when it is first traced).
     self._soft_run = run
@@ -306,11 +313,19 @@ class Engine:
       with self._lock:
         z = self._latents(0, bucket, DEFAULT_TRUNCATION)
         labels = generation.make_labels(self.run, {}, bucket, 0)
-        name, sample, seconds = tuning.fastest(self.run.generator, self.run.g_variables, z, labels)
+        key = tuning.Choices.key(self.run.config, bucket)
+        name = self._choices.get(key)
+        sample = name and tuning.checked(self.run.generator, self.run.g_variables, z, labels, name)
+        if sample:
+          self.implementations[bucket] = {'chosen': name, 'ms': None, 'remembered': True}
+        else:
+          name, sample, seconds = tuning.fastest(self.run.generator, self.run.g_variables, z,
+                                                 labels)
+          self._choices.put(key, name)
+          self.implementations[bucket] = {
+              'chosen': name, 'remembered': False,
+              'ms': {k: None if v is None else round(1000 * v, 1) for k, v in seconds.items()}}
         self._samplers[bucket] = sample
-        self.implementations[bucket] = {
-            'chosen': name, 'ms': {k: None if v is None else round(1000 * v, 1)
-                                   for k, v in seconds.items()}}
     self._soft_run = dataclasses.replace(
         self.run, generator=modules[self.implementations[bucket_for(MAX_FRAMES, self.buckets)]
                                     ['chosen']])

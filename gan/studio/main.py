@@ -138,15 +138,17 @@ def serve(args) -> int:
     loaded = time.perf_counter() - started
     print(f'{args.workdir}: {run.checkpoint} checkpoint, step {run.step}, '
           f'{run.resolution} px (loaded in {loaded:.1f} s)', flush=True)
-    engine = engine_lib.Engine(run, inversion.InversionConfig(steps=args.invert_steps,
-                                                              restarts=args.invert_restarts))
+    engine = engine_lib.Engine(
+        run, inversion.InversionConfig(steps=args.invert_steps, restarts=args.invert_restarts),
+        tuning_file=os.path.join(cache, 'studio_generator_choices.json') if cache else None)
     compile_s = engine.warm_up()
     cached_after = compile_cache.entries(cache)
     print(f'compiled the model programs in {compile_s:.1f} s ' + (
         f'(compilation cache {cache}: {cached_before} programs before, {cached_after} now)'
         if cache else '(compilation cache off)'), flush=True)
     print('fastest generator per batch size: ' + ', '.join(
-        f'{b}: {v["chosen"]}' for b, v in engine.implementations.items()), flush=True)
+        f'{b}: {v["chosen"]}{" (remembered)" if v["remembered"] else ""}'
+        for b, v in engine.implementations.items()), flush=True)
     limits = uploads.UploadLimits(int(args.max_upload_mb * uploads.MB), args.max_upload_pixels)
     runner = app_lib.inversion_runner(engine, args.max_jobs, max(8, args.max_jobs),
                                       args.job_timeout)
