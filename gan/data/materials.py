@@ -68,23 +68,20 @@ def _half_vector(light):
 
 
 @functools.lru_cache(maxsize=16)
-def _upsampler(size: int, cells: int) -> np.ndarray:
-  """[size, cells] bilinear interpolation from a cells-point lattice to size pixels."""
+def _upsampler(size: int, cells: int):
+  """Bilinear interpolation from a cells-point lattice to size pixels: (lower index, weight)."""
   pos = np.clip((np.arange(size) + 0.5) * cells / size - 0.5, 0.0, cells - 1.0)
   lo = np.minimum(np.floor(pos).astype(int), cells - 2)
-  frac = pos - lo
-  m = np.zeros((size, cells), _F)
-  m[np.arange(size), lo] = 1.0 - frac
-  m[np.arange(size), lo + 1] = frac
-  return m
+  return lo, (pos - lo).astype(_F)
 
 
 def value_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
   """Smooth zero-mean, unit-variance-ish noise [size, size] with `cells` lattice points per side
   of the image (so its grain is fixed in image units, whatever the resolution)."""
-  a = _upsampler(size, cells)
+  lo, w = _upsampler(size, cells)
   lattice = rng.standard_normal((cells, cells)).astype(_F)
-  noise = a @ lattice @ a.T
+  rows = lattice[lo] * (1.0 - w[:, None]) + lattice[lo + 1] * w[:, None]      # [size, cells]
+  noise = rows[:, lo] * (1.0 - w[None]) + rows[:, lo + 1] * w[None]           # [size, size]
   return noise / max(float(noise.std()), 1e-6)
 
 
