@@ -162,13 +162,16 @@ class Conv3x3(nn.Module):
   features: int
   resample: str = 'none'
   dtype: Any = jnp.float32
+  use_bias: bool = True
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param('kernel', _INIT, (3, 3, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     x = x.astype(self.dtype)
-    return _RESAMPLED_CONVS[self.resample](x, kernel.astype(self.dtype)) + bias.astype(self.dtype)
+    y = _RESAMPLED_CONVS[self.resample](x, kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(y.dtype)
+    return y
 
 
 def _conv1x1(features, name, use_bias=True, dtype=jnp.float32):
@@ -199,21 +202,27 @@ class ConditionalBN(nn.Module):
 
 
 class GBlock(nn.Module):
+  """No bias where a BatchNorm alone follows (it would cancel it, and its gradient would be pure
+  rounding noise that Adam amplifies to full-size steps): conv_1 always, and the output convs of
+  the last block (`output_bias=False`), which feeds only the final BatchNorm."""
   features: int
   axis_name: Optional[str] = None
   bn_momentum: float = 0.9
   dtype: Any = jnp.float32
+  output_bias: bool = True
 
   @nn.compact
   def __call__(self, x, cond, train: bool):
     cbn = lambda name: ConditionalBN(self.axis_name, self.bn_momentum, self.dtype, name=name)
     h = nn.relu(cbn('cbn_1')(x, cond, train))
-    h = _sn(Conv3x3(self.features, 'up', self.dtype, name='conv_1'), 'sn_conv_1', train, h)
+    h = _sn(Conv3x3(self.features, 'up', self.dtype, use_bias=False, name='conv_1'), 'sn_conv_1',
+            train, h)
     h = nn.relu(cbn('cbn_2')(h, cond, train))
-    h = _sn(Conv3x3(self.features, 'none', self.dtype, name='conv_2'), 'sn_conv_2', train, h)
+    h = _sn(Conv3x3(self.features, 'none', self.dtype, self.output_bias, name='conv_2'),
+            'sn_conv_2', train, h)
     # conv1x1(upsample(x)) == upsample(conv1x1(x)): the shortcut runs at the low resolution.
-    shortcut = _sn(_conv1x1(self.features, 'shortcut', dtype=self.dtype), 'sn_shortcut', train,
-                   x.astype(self.dtype))
+    shortcut = _sn(_conv1x1(self.features, 'shortcut', self.output_bias, self.dtype),
+                   'sn_shortcut', train, x.astype(self.dtype))
     return h + upsample_nearest(shortcut)
 
 
@@ -295,7 +304,7 @@ class BigGANGenerator(nn.Module):
     for i in range(n_blocks):
       cond = chunks[i + 1] if shared is None else jnp.concatenate([shared, chunks[i + 1]], -1)
       h = GBlock(widths[i + 1], self.axis_name, self.bn_momentum, self.dtype,
-                 name=f'block_{i}')(h, cond, train)
+                 output_bias=i < n_blocks - 1, name=f'block_{i}')(h, cond, train)
       if h.shape[1] == self.attention_resolution:
         h = SelfAttention(self.dtype, name='attention')(h, train)
     h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum, epsilon=1e-5,
