@@ -2,9 +2,12 @@
 64x64, hinge loss, EMA generator. Sized to finish its default run in about 30 minutes on 2 CPU
 cores (evaluation included) on this project's machine (matmul roofline ~180 GFLOP/s).
 
-The peer-sized network (ch 32, batch 64) trains ~2 steps/s... too slow for 30 CPU-minutes, so this
-run is narrower and takes small steps (as dcgan_products.py does): see the numbers below, measured
-with `experiments/benchmark.py --model biggan` ([default_run] line).
+The peer-sized network (ch 32, batch 64: the PyTorch peer's ~5 s/step) sees too few updates in 30
+CPU-minutes, so this run is narrower (ch 16, 1/4 of the FLOPs) and takes smaller steps (batch 32),
+as dcgan_products.py does. `experiments/benchmark.py --model biggan` ([default_run]) measured 0.27
+steps/s while the 2 cores were shared ~6-fold (roofline 13 of ~180 GFLOP/s; the peer ran 1.6
+images/s against its ~12 alone): about 2 steps/s on a quiet machine, so 2500 steps + evaluation is
+an estimate of 30 minutes, to be re-measured on a quiet machine.
 """
 from configs import default
 
@@ -18,7 +21,7 @@ def get_config():
   config.model.embed_dim = 64             # Shared attribute embedding.
   config.model.attention_resolution = 0
   config.batch_size = 32
-  config.num_train_steps = 2000
+  config.num_train_steps = 2500
   config.loss = 'hinge'
   # BigGAN's two-time-scale Adam: D learns 4x faster, no first-moment momentum.
   config.optim.g_lr = 1e-4
@@ -32,7 +35,7 @@ def get_config():
   config.log_every_steps = 50
   config.sample_every_steps = 500
   config.checkpoint_every_steps = 500
-  config.eval_every_steps = 1000
+  config.eval_every_steps = 1250
   config.eval.num_samples = 1000
   config.eval.classifier_steps = 300      # A small judge that trains in minutes on a CPU.
   config.eval.classifier_width = 16
