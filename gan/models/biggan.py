@@ -15,10 +15,13 @@ The layout of StudioGAN's `big_resnet` and of the PyTorch peer `bench/torch_resn
 
 Speed on CPU (float32): "nearest 2x upsample, then 3x3 conv" is exactly a 4x4 stride-2 transposed
 conv with a kernel summed from the 3x3 one, and "3x3 conv, then 2x2 average pool" exactly a 4x4
-stride-2 conv; both run on the project's Toom-Cook layers (`upconv`, `downconv`), 2-5x faster
-than XLA's upsample + conv (fwd + bwd, batch 64, measured in this module's notes of
-experiments/RESULTS.md). 1x1 shortcuts commute with nearest upsampling and average pooling, so
-they run at the low resolution. The parameters stay the 3x3 kernels: the fast path is a speed
+stride-2 conv; both run on the project's Toom-Cook layers (`upconv`, `downconv`). Measured fwd +
+both gradients at batch 64 on the shared 2-core machine (Dec 2): up-convs 32x32 64->32 1.30 s ->
+0.33 s, 8x8 256->128 0.56 -> 0.11 s; conv + pool 64x64 32->32 0.91 -> 0.30 s, 16x16 128->128
+0.27 -> 0.10 s. The remaining stride-1 3x3 convs stay XLA's (faster than im2col + GEMM there:
+64x64 32->32 0.47 s against 0.87 s), except on RGB inputs (im2col 0.16 s against 0.25 s).
+1x1 shortcuts commute with nearest upsampling and average pooling, so they run at the low
+resolution. The parameters stay the 3x3 kernels: the fast path is a speed
 choice only, and elsewhere (GPU/TPU, bfloat16) XLA's convolutions run the plain formulation.
 """
 import math
@@ -163,13 +166,16 @@ class Conv3x3(nn.Module):
   features: int
   resample: str = 'none'
   dtype: Any = jnp.float32
+  use_bias: bool = True
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param('kernel', _INIT, (3, 3, x.shape[-1], self.features), jnp.float32)
-    bias = self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32)
     x = x.astype(self.dtype)
-    return _RESAMPLED_CONVS[self.resample](x, kernel.astype(self.dtype)) + bias.astype(self.dtype)
+    y = _RESAMPLED_CONVS[self.resample](x, kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(y.dtype)
+    return y
 
 
 def _conv1x1(features, name, use_bias=True, dtype=jnp.float32):
@@ -200,6 +206,10 @@ class ConditionalBN(nn.Module):
 
 
 class GBlock(nn.Module):
+  """No biases: every path from a G block to the image passes a BatchNorm, and a per-channel
+  constant stays constant through the 1x1 shortcuts and upsampling until a BatchNorm cancels it.
+  Their true gradient is zero, and the rounding noise that is left Adam would amplify to
+  full-size steps (the PyTorch peer keeps these useless biases: 0.3% of G's parameters)."""
   features: int
   axis_name: Optional[str] = None
   bn_momentum: float = 0.9
@@ -209,12 +219,14 @@ class GBlock(nn.Module):
   def __call__(self, x, cond, train: bool):
     cbn = lambda name: ConditionalBN(self.axis_name, self.bn_momentum, self.dtype, name=name)
     h = nn.relu(cbn('cbn_1')(x, cond, train))
-    h = _sn(Conv3x3(self.features, 'up', self.dtype, name='conv_1'), 'sn_conv_1', train, h)
+    h = _sn(Conv3x3(self.features, 'up', self.dtype, use_bias=False, name='conv_1'), 'sn_conv_1',
+            train, h)
     h = nn.relu(cbn('cbn_2')(h, cond, train))
-    h = _sn(Conv3x3(self.features, 'none', self.dtype, name='conv_2'), 'sn_conv_2', train, h)
+    h = _sn(Conv3x3(self.features, 'none', self.dtype, use_bias=False, name='conv_2'),
+            'sn_conv_2', train, h)
     # conv1x1(upsample(x)) == upsample(conv1x1(x)): the shortcut runs at the low resolution.
-    shortcut = _sn(_conv1x1(self.features, 'shortcut', dtype=self.dtype), 'sn_shortcut', train,
-                   x.astype(self.dtype))
+    shortcut = _sn(_conv1x1(self.features, 'shortcut', False, self.dtype),
+                   'sn_shortcut', train, x.astype(self.dtype))
     return h + upsample_nearest(shortcut)
 
 
