@@ -94,7 +94,8 @@ def get_config():
   # ---- Sampling during training ----
   config.sample = ml_collections.ConfigDict()
   config.sample.standing_stats_batches = 4  # Batches used to re-estimate BatchNorm statistics for the EMA G.
-  config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid.
+  config.sample.grid_attributes = ('category', 'colour')  # Rows, columns of the main sample grid (rows x
+                                       # every other attribute too), or (rows, columns) pairs: exactly those grids.
 
   # ---- Evaluation (gan/evaluation/; every eval_every_steps and python -m gan.evaluate) ----
   config.eval = ml_collections.ConfigDict()

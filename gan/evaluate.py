@@ -78,7 +78,8 @@ def run_evaluation(workdir: str, checkpoint: str = 'best', num_samples: Optional
       config.eval.num_samples = int(num_samples)
     if inception_weights is not None:
       config.eval.inception_weights = inception_weights
-  spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes)
+  spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes,
+                               expected=run.vocabulary if config.model.conditional else None)
   if config.model.conditional and spec.vocabulary != run.vocabulary:
     raise ValueError(f'The dataset {config.data.name!r} now has attributes '
                      f'{dict(spec.vocabulary.attributes)}, but the run was trained with '

@@ -8,11 +8,13 @@ import sys
 from typing import Iterator, List, MutableMapping, Optional, Sequence
 
 # `python -m` modules that start quiet. gan.main keeps absl's usual logging.
-TOOLS = ('gan.sample', 'gan.invert', 'gan.evaluate', 'gan.data.catalog')
+TOOLS = ('gan.sample', 'gan.invert', 'gan.evaluate', 'gan.data.catalog', 'gan.studio')
 # Read by TensorFlow and XLA as they load, so set before they are imported: their C++ logs show
 # errors only (no oneDNN or CPU-feature notes, no "All log messages before absl::InitializeLog()",
-# no tf.data cache warnings).
-QUIET_ENVIRONMENT = {'TF_CPP_MIN_LOG_LEVEL': '2'}
+# no tf.data cache warnings). TensorFlow 2.21 prints its oneDNN note whatever the log level; the
+# tools use TensorFlow only for tf.data input, where oneDNN's math kernels play no part, so they
+# turn oneDNN off instead.
+QUIET_ENVIRONMENT = {'TF_CPP_MIN_LOG_LEVEL': '2', 'TF_ENABLE_ONEDNN_OPTS': '0'}
 LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
 HELP = ("0 (default): only the tool's own lines, its warnings and errors; 1: also the libraries' "
         'logs (absl INFO, TensorFlow/XLA start-up messages); 2: also debug logs.')

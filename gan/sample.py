@@ -1,6 +1,7 @@
 """Steer a trained generator from the command line.
 
   python -m gan.sample --workdir=DIR --attr category=handbag --attr colour=red --out bags.png
+  python -m gan.sample --workdir=DIR --prompt "crimson striped handbag" --out bags.png
   python -m gan.sample --workdir=DIR --attr category=sneaker --sweep colour --num 2 --out sweep.png
   python -m gan.sample --workdir=DIR --interpolate 3,7 --frames 12 --out path.png   (+ path.gif)
   python -m gan.sample --workdir=DIR --directions 6 --out directions.png
@@ -25,6 +26,10 @@ DESCRIPTION = __doc__
 def build_parser():
   from gan.control.generation import ANY_MODES
   parser = cli.make_parser('python -m gan.sample', DESCRIPTION)
+  parser.add_argument('--prompt', metavar='TEXT',
+                      help='Attributes in words, e.g. "crimson striped handbag" (values, plurals, '
+                      'synonyms, colour names mapped to the nearest catalogue colour, typos). '
+                      '--attr flags override it; words it cannot place are named on stderr.')
   parser.add_argument('--num', type=int, default=None,
                       help='Images (default 16), or latents = rows for --sweep (default 1).')
   parser.add_argument('--truncation', type=float, default=0.0,
@@ -96,6 +101,34 @@ def _report_attributes(args, vocab, names, labels, requested, shown: int = 16):
     print(f'wrote {path}')
 
 
+def _valid_values(vocab, shown: int = 12) -> str:
+  return '; '.join(f'{name}: ' + ', '.join(values[:shown]) +
+                   (f' ... ({len(values) - shown} more)' if len(values) > shown else '')
+                   for name, values in vocab.attributes)
+
+
+def _read_prompt(text: str, vocab, explicit):
+  """--prompt TEXT -> assignments (gan.control.prompt), explicit --attr ones winning."""
+  from gan.control import prompt
+  if not vocab.names:
+    raise cli.UsageError('This model is not conditioned on attributes, so --prompt cannot be used.')
+  parsed = prompt.parse(text, vocab)
+  if not parsed.assignments:
+    words = f' (not understood: {", ".join(parsed.unknown)})' if parsed.unknown else ''
+    raise cli.UsageError(f'--prompt {text!r} names no attribute value of this model{words}. '
+                         f'Valid values: {_valid_values(vocab)}.')
+  for note in parsed.notes:
+    print(f'prompt: {note}')
+  for name in set(parsed.assignments) & set(explicit):
+    print(f'prompt: --attr {name}={explicit[name]} overrides {parsed.assignments[name]}')
+  if parsed.unknown:
+    print(f'gan.sample: warning: --prompt words not understood and ignored: '
+          f'{", ".join(parsed.unknown)}. Valid values: {_valid_values(vocab)}.', file=sys.stderr)
+  attrs = {**parsed.assignments, **explicit}
+  print('prompt: ' + ' '.join(f'{name}={value}' for name, value in attrs.items()))
+  return attrs
+
+
 def _slug(text: str) -> str:
   return ''.join(c if c.isalnum() or c in '-_' else '-' for c in text)
 
@@ -109,6 +142,8 @@ def run_sample(args) -> int:
   run = loading.load_run(args.workdir, args.checkpoint)
   print(f'{args.workdir}: {run.checkpoint} checkpoint, step {run.step}')
   attrs = generation.parse_attributes(run, args.attr)
+  if args.prompt is not None:
+    attrs = _read_prompt(args.prompt, run.vocabulary, attrs)
   common = dict(truncation=truncation, any_mode=args.any_mode)
   start = time.perf_counter()
 

@@ -18,13 +18,26 @@ class GridSpec:
   labels: np.ndarray  # int32 [rows * cols, A]
 
 
-def grid_specs(vocab: Vocabulary, preferred: Sequence[str] = (), num_latent_columns: int = 8
+def _pair_grid(vocab: Vocabulary, row_attr: str, col_attr: str) -> GridSpec:
+  r, c = vocab.index_of(row_attr), vocab.index_of(col_attr)
+  n_rows, n_cols = vocab.num_classes[r], vocab.num_classes[c]
+  labels = np.tile(vocab.unspecified(), (n_rows * n_cols, 1))
+  labels[:, r] = np.repeat(np.arange(n_rows), n_cols)
+  labels[:, c] = np.tile(np.arange(n_cols), n_rows)
+  return GridSpec(f'{vocab.names[r]}_x_{vocab.names[c]}', n_rows, n_cols, labels)
+
+
+def grid_specs(vocab: Vocabulary, preferred: Sequence = (), num_latent_columns: int = 8
                ) -> List[GridSpec]:
   """One grid per attribute pair (main row attribute x every other attribute).
 
   With attributes (a, b, c): a x b and a x c (rows = values of a). One attribute: its values x
   `num_latent_columns` latents. No attributes: an 8x8 grid of latents.
+  `preferred` names the row attribute first, e.g. ('category', 'colour'), or lists the grids
+  as (rows, columns) pairs, e.g. (('category', 'colour'), ('colour', 'pattern')): exactly those.
   """
+  if any(not isinstance(p, str) for p in preferred):
+    return _grids_from_pairs(vocab, preferred, num_latent_columns)
   names = list(vocab.names)
   order = [n for n in preferred if n in names] + [n for n in names if n not in preferred]
   unspecified = vocab.unspecified()
@@ -37,14 +50,21 @@ def grid_specs(vocab: Vocabulary, preferred: Sequence[str] = (), num_latent_colu
     labels = np.tile(unspecified, (n_rows * num_latent_columns, 1))
     labels[:, r] = np.repeat(np.arange(n_rows), num_latent_columns)
     return [GridSpec(row_attr, n_rows, num_latent_columns, labels)]
+  return [_pair_grid(vocab, row_attr, col_attr) for col_attr in order[1:]]
+
+
+def _grids_from_pairs(vocab: Vocabulary, pairs: Sequence, num_latent_columns: int
+                      ) -> List[GridSpec]:
+  if not vocab.names:  # An unconditional model: the latent grid.
+    return grid_specs(vocab, (), num_latent_columns)
   specs = []
-  for col_attr in order[1:]:
-    c = vocab.index_of(col_attr)
-    n_cols = vocab.num_classes[c]
-    labels = np.tile(unspecified, (n_rows * n_cols, 1))
-    labels[:, r] = np.repeat(np.arange(n_rows), n_cols)
-    labels[:, c] = np.tile(np.arange(n_cols), n_rows)
-    specs.append(GridSpec(f'{row_attr}_x_{col_attr}', n_rows, n_cols, labels))
+  for pair in pairs:
+    if isinstance(pair, str) or len(pair) != 2 or not all(isinstance(a, str) for a in pair):
+      raise ValueError(f'Sample grid {pair!r} must be a pair of attribute names (rows, columns), '
+                       "e.g. ('category', 'material').")
+    if vocab.resolve_attribute(pair[0]) == vocab.resolve_attribute(pair[1]):
+      raise ValueError(f'Sample grid {tuple(pair)!r} needs two different attributes.')
+    specs.append(_pair_grid(vocab, *pair))
   return specs
 
 

@@ -1,7 +1,7 @@
 """The training driver: the only place with I/O. train_and_evaluate(config, workdir)."""
 import dataclasses
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import jax
 import ml_collections
@@ -19,6 +19,7 @@ from gan.data import augment as augment_lib
 from gan.data import diffaug
 from gan.data import label_prior as label_prior_lib
 from gan.data import pipeline
+from gan.data.vocab import Vocabulary
 from gan.best_checkpoint import BestCheckpoint
 from gan.evaluation import evaluator as evaluator_lib
 from gan.evaluation import settings as eval_settings
@@ -95,6 +96,14 @@ class SampleWriter:
     return paths
 
 
+def _trained_vocabulary(workdir: str) -> Optional[Vocabulary]:
+  """The vocabulary saved with a run's checkpoints (None if it has none)."""
+  try:
+    return Vocabulary.load(workdir)
+  except FileNotFoundError:
+    return None
+
+
 def _mean_metrics(history: List[Dict]) -> Dict[str, float]:
   stacked = jax.device_get(history)
   return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
@@ -121,13 +130,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def _train(config, workdir, allow_config_change, lock):
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() != 0)
 
-  spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes)
+  checkpointer = checkpoint_lib.Checkpointer(workdir, config.max_checkpoints_to_keep)
+  # A resumed run keeps the attributes it was trained with (and the dataset version that has
+  # them): its checkpoints, vocabulary and label distribution must not be rewritten for others.
+  trained_with = _trained_vocabulary(workdir) if checkpointer.steps() else None
+  spec = pipeline.open_dataset(config.data.name, config.data.data_dir, config.data.attributes,
+                               expected=trained_with)
   vocabulary = spec.vocabulary
+  if trained_with is not None and config.model.conditional and vocabulary != trained_with:
+    raise ValueError(f'The dataset {config.data.name!r} now has attributes '
+                     f'{dict(vocabulary.attributes)}, but the checkpoints in {workdir!r} were '
+                     f'trained with {dict(trained_with.attributes)}. Resume with the data they '
+                     'were trained on (e.g. pin its version: --config.data.name=NAME:VERSION) or '
+                     'start a new workdir.')
   num_classes = vocabulary.num_classes
   logging.info('Dataset %s: %d training images; attributes %s', config.data.name,
                spec.num_examples(config.data.train_split),
                {n: len(v) for n, v in vocabulary.attributes})
-  checkpointer = checkpoint_lib.Checkpointer(workdir, config.max_checkpoints_to_keep)
   if jax.process_index() == 0:
     workdir_lib.check_and_save_config(workdir, config, allow_config_change,
                                       has_checkpoint=bool(checkpointer.steps()))

@@ -83,7 +83,7 @@ def test_quiet_environment_only_for_the_tools_and_never_over_the_user():
   assert env == quiet.QUIET_ENVIRONMENT
   env = {'TF_CPP_MIN_LOG_LEVEL': '0'}
   quiet.quiet_libraries(env, ['python', '-X', 'importtime', '-m', 'gan.data.catalog', 'build'])
-  assert env == {'TF_CPP_MIN_LOG_LEVEL': '0'}
+  assert env == dict(quiet.QUIET_ENVIRONMENT, TF_CPP_MIN_LOG_LEVEL='0')  # The user's value stays.
   env = {}
   quiet.quiet_libraries(env, ['python', '-W', 'ignore', '-mgan.evaluate', '--verb=0'])
   assert env == quiet.QUIET_ENVIRONMENT

@@ -77,7 +77,8 @@ def test_vocabulary_round_trip(run_dir, run, tfds_dir):
   assert Vocabulary.from_json(saved.to_json()) == saved
   attrs = saved.parse(['category=handbag', 'color=RED'])  # Alias and case are forgiven.
   labels = saved.encode(attrs)
-  assert saved.decode(labels) == {'category': 'handbag', 'colour': 'red', 'pattern': 'any'}
+  assert saved.decode(labels) == {'category': 'handbag', 'colour': 'red', 'pattern': 'any',
+                                  'material': 'any'}
   assert labels[2] == saved.num_classes[2]  # Left out = unspecified.
 
 
@@ -315,31 +316,33 @@ def test_sefa_stacks_every_layer_that_reads_z():
 
 # ---- Inversion ----
 
-def _most_distinct_attributes(run, category, z):
+def _most_distinct_attributes(run, category, material, z):
   """The colour and pattern whose image (of latent z) differs most from every other choice's.
 
   A 4-step model renders some values alike; those it tells apart, inversion must tell apart too.
   """
   vocab = run.vocabulary
   combos = [(c, p) for c in range(vocab.num_classes[1]) for p in range(vocab.num_classes[2])]
-  labels = np.array([(vocab.value_index('category', category), c, p) for c, p in combos])
+  labels = np.tile(vocab.encode({'category': category, 'material': material}), (len(combos), 1))
+  labels[:, [vocab.index_of('colour'), vocab.index_of('pattern')]] = combos
   images = np.asarray(run.generate(np.repeat(z, len(labels), axis=0), labels))
   flat = images.reshape(len(images), -1)
   distances = np.linalg.norm(flat[:, None] - flat[None], axis=-1) + np.eye(len(flat)) * 1e9
   c, p = combos[int(np.argmax(distances.min(axis=1)))]
   return {'category': category, 'colour': vocab.values('colour')[c],
-          'pattern': vocab.values('pattern')[p]}
+          'pattern': vocab.values('pattern')[p], 'material': material}
 
 
 def test_inversion_recovers_a_generated_image_and_its_attributes(run):
   vocab = run.vocabulary
   z = latents.seed_latents(11, 1, run.latent_dim)
-  truth = _most_distinct_attributes(run, 'handbag', z)
+  truth = _most_distinct_attributes(run, 'handbag', 'leather', z)
   generated = np.asarray(run.generate(z, vocab.encode(truth)[None]))
   photo = output.as_uint8(generated)[0]  # As if saved to PNG and loaded back.
   # 60 steps x 8 restarts found the truth for 3 latents x 2 seeds; 40 x 4 missed 2 of 6 colours.
   config = inversion.InversionConfig(steps=60, restarts=8, seed=0)
-  result = inversion.invert(run, photo, known={'category': 'handbag'}, config=config)
+  result = inversion.invert(run, photo, known={'category': 'handbag', 'material': 'leather'},
+                            config=config)
   assert result.attributes == truth  # Found, not only a better PSNR.
   assert result.loss_history.shape == (60,)
   assert result.loss_history[-1] < result.loss_history[0]
@@ -405,3 +408,21 @@ def test_postprocess_registry():
   assert np.std(denoised.astype(float)) < np.std(images.astype(float))
   with pytest.raises(ValueError, match='Valid postprocess op names'):
     postprocess.parse('sharpen,magic')
+
+
+def test_inverter_compiles_once_and_reports_progress_in_chunks(run):
+  """Chunks (the last one running past `steps`) give the one-call result; a second photo and
+  other known attributes reuse the compiled programs."""
+  photo = output.as_uint8(np.asarray(run.generate(latents.seed_latents(5, 1, run.latent_dim),
+                                                  run.vocabulary.encode({})[None])))[0]
+  config = inversion.InversionConfig(steps=7, restarts=2, seed=1)
+  whole = inversion.invert(run, photo, config=config)
+  inverter = inversion.Inverter(run, config, chunks=3)
+  seen = []
+  chunked = inverter(photo, progress=seen.append)
+  assert seen == [1 / 3, 2 / 3, 1.0] and chunked.loss_history.shape == (7,)
+  np.testing.assert_allclose(chunked.loss_history, whole.loss_history, rtol=1e-4)
+  np.testing.assert_allclose(chunked.z, whole.z, atol=1e-4)
+  assert chunked.attributes == whole.attributes
+  inverter(255 - photo, known={'colour': 'navy'})
+  assert inverter._chunk._cache_size() == 1

@@ -14,10 +14,11 @@ def _take(ds, n):
 
 def test_vocabulary_from_classlabels(tfds_dir):
   spec = pipeline.open_dataset('synthetic_products/tiny', tfds_dir)
-  assert spec.vocabulary.names == ('category', 'colour', 'pattern')
+  assert spec.vocabulary.names == ('category', 'colour', 'pattern', 'material')
   assert 'navy' in spec.vocabulary.values('colour')
-  with pytest.raises(ValueError, match='available: category, colour, pattern'):
-    pipeline.open_dataset('synthetic_products/tiny', tfds_dir, attributes=('material',))
+  assert spec.vocabulary.values('material') == ('fabric', 'plastic', 'metal', 'leather')
+  with pytest.raises(ValueError, match='available: category, colour, pattern, material'):
+    pipeline.open_dataset('synthetic_products/tiny', tfds_dir, attributes=('finish',))
 
 
 def test_unknown_dataset_name_is_a_clear_error(tmp_path):
@@ -32,7 +33,7 @@ def test_batches_shapes_ranges_and_process_slices(tfds_dir):
   b = whole[0]
   assert b['image'].shape == (16, 16, 16, 3) and b['image'].dtype == np.float32
   assert -1.0 <= b['image'].min() and b['image'].max() <= 1.0
-  assert b['labels'].shape == (16, 3) and b['labels'].dtype == np.int32
+  assert b['labels'].shape == (16, 4) and b['labels'].dtype == np.int32
   # Two processes each get their half of the same global batches.
   halves = [_take(pipeline.train_dataset(spec, config, process_index=p, process_count=2), 3)
             for p in range(2)]

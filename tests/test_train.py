@@ -35,11 +35,12 @@ def test_train_writes_summaries_checkpoints_grids_and_resumes(tfds_dir, tmp_path
   missing = SCALAR_TAGS - tags
   assert not missing, f'missing summaries {missing}; have {sorted(tags)}'
   assert [e.step for e in acc.Tensors('g_loss')] == [2, 4]
-  assert {'samples/category_x_colour', 'samples/category_x_pattern'} <= tags
+  assert {'samples/category_x_colour', 'samples/category_x_pattern',
+          'samples/category_x_material'} <= tags
 
   assert checkpoint.Checkpointer(workdir).steps() == [2, 4]
   vocab = Vocabulary.load(workdir)
-  assert vocab.names == ('category', 'colour', 'pattern')
+  assert vocab.names == ('category', 'colour', 'pattern', 'material')
   grid = Image.open(os.path.join(workdir, 'samples', 'category_x_colour_0000004.png'))
   n_cat, n_col = vocab.num_classes[0], vocab.num_classes[1]
   assert grid.size == (n_col * 18 + 2, n_cat * 18 + 2)  # 16px cells + 2px padding.

@@ -8,4 +8,5 @@ inversion.py   real photo -> latent + attributes (batched restarts, soft attribu
 postprocess.py Pillow post-processing registry
 output.py      grids, per-image PNGs, GIFs
 cli.py         what the two commands share
+prompt.py      free text ("crimson striped handbag") -> attribute values of a run's vocabulary
 """

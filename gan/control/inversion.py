@@ -6,14 +6,14 @@ How (one batched optimisation, optax Adam):
   restart follows its own gradient (Adam is element-wise), and the best restart wins at the end.
 - Loss per restart: pixel MSE to the photo + feature loss (the discriminator's named feature maps,
   which every registered model sows under 'features' (gan/models/interface.py); each map's
-  squared error is divided by the photo's mean squared activation so every map counts alike) + a small prior term keeping |z|^2 / d near 1, the shell
-  where Gaussian latents live.
+  squared error is divided by the photo's mean squared activation so every map counts alike) + a
+  small prior term keeping |z|^2 / d near 1, the shell where Gaussian latents live.
 - Attributes, our choice: *soft attribute embeddings*. Each attribute's embedding is replaced by a
   softmax(logits)-weighted mix of the embeddings of its values: the model interface lets every
   generator take soft labels (per-attribute probabilities) in place of int labels. The generator is
-  linear in the embedding at its first layer and in its conditional-BatchNorm scales/shifts (dcgan),
-  so a mix is a meaningful in-between condition and gradients pick the best-fitting values for all attributes at once,
-  instead of trying every combination. After `soft_fraction` of the steps each restart is
+  linear in the embedding at its first layer and in its conditional-BatchNorm scales/shifts
+  (dcgan), so a mix is a meaningful in-between condition and gradients pick the best-fitting values
+  for all attributes at once, instead of trying every combination. After `soft_fraction` of the steps each restart is
   hardened to its argmax values and the latent alone is fine-tuned for the remaining steps, so the
   result is an ordinary (z, labels) pair that `generate` reproduces exactly.
   Attributes the user knows (`known`) stay fixed one-hot throughout.
@@ -21,7 +21,7 @@ How (one batched optimisation, optax Adam):
   restart, next to the best of the random starting latents (the "did it help" baseline).
 """
 import dataclasses
-from typing import Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -97,15 +97,155 @@ def d_features(run: Run, images, d_variables=None) -> List[jnp.ndarray]:
 
 
 def _mix(logits_flat, known, num_classes):
-  """Splits flat logits per attribute -> softmax probabilities; known attributes are one-hot."""
+  """Splits flat logits per attribute -> softmax probabilities; known attributes are one-hot.
+
+  known: int [A], value index or num_classes[a] (= unknown); an array, so which attributes are
+  known is data, not part of the compiled program.
+  """
   probs, start = [], 0
   for a, k in enumerate(num_classes):
-    if known[a] < k:
-      probs.append(jnp.broadcast_to(jax.nn.one_hot(int(known[a]), k), (logits_flat.shape[0], k)))
-    else:
-      probs.append(jax.nn.softmax(logits_flat[:, start:start + k], axis=-1))
+    soft = jax.nn.softmax(logits_flat[:, start:start + k], axis=-1)
+    fixed = jnp.broadcast_to(jax.nn.one_hot(known[a], k), soft.shape)
+    probs.append(jnp.where(known[a] < k, fixed, soft))
     start += k
   return probs
+
+
+class Inverter:
+  """The inversion of one run with one config, compiled once for every photo.
+
+  The photo, its discriminator features and the known attributes are arguments of the compiled
+  programs (not constants baked into them), so inverting another photo, or the same one with
+  other known attributes, reuses the compilation (and JAX's persistent cache across processes).
+  The optimisation runs as `chunks` equal jitted calls, so a caller sees progress between them
+  and other work on the model can run in between (gan/studio).
+  """
+
+  def __init__(self, run: Run, config: Optional[InversionConfig] = None, chunks: int = 1):
+    config = config or InversionConfig()
+    config.validate()
+    self.run, self.config = run, config
+    self.chunks = max(1, min(int(chunks), config.steps))
+    self.chunk_steps = -(-config.steps // self.chunks)  # The last chunk may run past `steps`:
+    # those steps change nothing (see _chunk), so every chunk has one compiled shape.
+    self.use_features = config.feature_weight > 0
+    num_classes = run.num_classes
+    self._soft_steps = int(round(config.soft_fraction * config.steps)) if num_classes else 0
+    self._tx = optax.adam(config.learning_rate)
+    self._features = jax.jit(lambda d_vars, x: d_features(run, x, d_vars))
+    self._chunk = jax.jit(self._chunk_fn)
+    self._hard_labels = jax.jit(self._hard_labels_fn)
+
+  def _probs(self, logits, known, hard):
+    """Soft mixtures, or (once hard) each restart's most likely values as fixed one-hots."""
+    return [jnp.where(hard, jax.nn.one_hot(jnp.argmax(p, axis=-1), p.shape[-1]), p)
+            for p in _mix(logits, known, self.run.num_classes)]
+
+  def _losses(self, variables, z, probs, target, target_features):
+    """Per-restart total loss [R]."""
+    config, (g_vars, d_vars) = self.config, variables
+    x = soft_generate(self.run, z, probs, g_vars)
+    total = config.pixel_weight * jnp.mean((x - target) ** 2, axis=(1, 2, 3))
+    if self.use_features:
+      feats = d_features(self.run, x, d_vars)
+      terms = [jnp.mean((f - t) ** 2, axis=tuple(range(1, f.ndim))) / (jnp.mean(t ** 2) + 1e-8)
+               for f, t in zip(feats, target_features)]
+      total += config.feature_weight * sum(terms) / len(terms)
+    total += config.prior_weight * (jnp.mean(z ** 2, axis=1) - 1.0) ** 2
+    return total
+
+  def _chunk_fn(self, variables, params, opt_state, target, target_features, known, start):
+    # After soft_steps the attribute logits freeze (their Adam updates are zeroed, so the argmax
+    # cannot drift) and only z moves.
+    def step(carry, i):
+      params, opt_state = carry
+      hard, active = i >= self._soft_steps, i < self.config.steps
+      loss_fn = lambda p: jnp.sum(self._losses(
+          variables, p['z'], self._probs(p['logits'], known, hard), target, target_features))
+      loss, grads = jax.value_and_grad(loss_fn)(params)
+      updates, new_opt_state = self._tx.update(grads, opt_state, params)
+      updates['logits'] = jnp.where(hard, 0.0, updates['logits'])
+      new_params = optax.apply_updates(params, updates)
+      keep = lambda new, old: jnp.where(active, new, old)
+      return (jax.tree_util.tree_map(keep, new_params, params),
+              jax.tree_util.tree_map(keep, new_opt_state, opt_state)), loss
+
+    (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
+                                               start + jnp.arange(self.chunk_steps))
+    return params, opt_state, losses
+
+  def _hard_labels_fn(self, logits, known):
+    labels = [jnp.argmax(p, axis=-1) for p in self._probs(logits, known, True)]
+    return jnp.stack(labels, axis=1).astype(jnp.int32) if labels else \
+        jnp.zeros((logits.shape[0], 0), jnp.int32)
+
+  def target(self, image) -> np.ndarray:
+    """The photo as the generator's [R, R, 3] floats in [-1, 1], or a ValueError."""
+    image = np.asarray(image)
+    target = to_float(image) if image.dtype == np.uint8 else image.astype(np.float32)
+    r = self.run.resolution
+    if target.shape != (r, r, 3):
+      raise ValueError(f'The photo must be {r}x{r}x3 for this model (load it with '
+                       f'gan.data.images.load_image(path, {r})); got shape {target.shape}.')
+    return target
+
+  def _start(self):
+    """The starting latents z0 [R, d], the parameters and the Adam state."""
+    config, run = self.config, self.run
+    z0 = latents_lib.seed_latents(config.seed, config.restarts, run.latent_dim, config.truncation)
+    params = {'z': jnp.asarray(z0),
+              'logits': jnp.zeros((config.restarts, sum(run.num_classes)), jnp.float32)}
+    return z0, params, self._tx.init(params)
+
+  def warm_up(self) -> None:
+    """Compiles every program of an inversion (one chunk on a blank photo, not a whole run)."""
+    run, r = self.run, self.run.resolution
+    target = jnp.zeros((1, r, r, 3), jnp.float32)
+    known = jnp.asarray(run.vocabulary.unspecified(), jnp.int32)
+    features = self._features(run.d_variables, target) if self.use_features else []
+    _, params, opt_state = self._start()
+    params, _, _ = self._chunk((run.g_variables, run.d_variables), params, opt_state, target,
+                               features, known, jnp.int32(0))
+    jax.block_until_ready(run.generate(params['z'], self._hard_labels(params['logits'], known)))
+
+  def __call__(self, image, known: Optional[Mapping[str, str]] = None,
+               progress: Optional[Callable[[float], None]] = None) -> InversionResult:
+    """Inverts one photo (see `invert`). progress(fraction done) is called after every chunk;
+    an exception it raises (a cancelled or overdue job) stops the inversion."""
+    run, config = self.run, self.config
+    target = jnp.asarray(self.target(image))[None]
+    known_labels = jnp.asarray(run.vocabulary.encode(dict(known or {})), jnp.int32)
+    variables = (run.g_variables, run.d_variables)
+    try:
+      target_features = self._features(run.d_variables, target) if self.use_features else []
+    except ValueError as e:
+      raise ValueError(f'{e} Or invert on pixels only: --feature-weight 0.') from e
+    z0, params, opt_state = self._start()
+    history = []
+    for c in range(self.chunks):
+      params, opt_state, losses = self._chunk(variables, params, opt_state, target,
+                                              target_features, known_labels,
+                                              jnp.int32(c * self.chunk_steps))
+      history.append(losses)
+      if progress is not None:
+        jax.block_until_ready(losses)
+        progress((c + 1) / self.chunks)
+    z, labels = jax.device_get((params['z'], self._hard_labels(params['logits'], known_labels)))
+    history = np.concatenate(jax.device_get(history))[:config.steps]
+    # Score every restart with the ordinary generator on hard labels: what the user will get.
+    target = np.asarray(target)
+    reconstructions = np.asarray(run.generate(z, labels))
+    restart_mse, restart_psnr = mse_psnr(reconstructions, target, axis=(1, 2, 3))
+    best = int(np.argmin(restart_mse))
+    # Baseline: the random starting latents with the same (found) attributes.
+    starts = np.asarray(run.generate(z0, labels))
+    initial_psnr = np.max(mse_psnr(starts, target, axis=(1, 2, 3))[1])
+    return InversionResult(
+        z=np.asarray(z[best], np.float32), labels=np.asarray(labels[best], np.int32),
+        attributes=run.vocabulary.decode(labels[best]), reconstruction=reconstructions[best],
+        mse=float(restart_mse[best]), psnr=float(restart_psnr[best]),
+        initial_psnr=float(initial_psnr), restart_psnr=np.asarray(restart_psnr),
+        loss_history=history)
 
 
 def invert(run: Run, image, known: Optional[Mapping[str, str]] = None,
@@ -114,84 +254,11 @@ def invert(run: Run, image, known: Optional[Mapping[str, str]] = None,
 
   image: uint8 [R, R, 3] at the run's resolution (gan.data.images.load_image) or floats in [-1, 1].
   known: attributes of the photo that are known, e.g. {'category': 'mug'}; held fixed.
+  To invert several photos, keep one `Inverter` (it compiles once).
   """
-  config = config or InversionConfig()
-  config.validate()
-  image = np.asarray(image)
-  target = to_float(image) if image.dtype == np.uint8 else image.astype(np.float32)
-  r = run.resolution
-  if target.shape != (r, r, 3):
-    raise ValueError(f'The photo must be {r}x{r}x3 for this model (load it with '
-                     f'gan.data.images.load_image(path, {r})); got shape {target.shape}.')
-  vocab, num_classes = run.vocabulary, run.num_classes
-  known_labels = vocab.encode(dict(known or {}))  # numpy: which attributes are fixed is static.
-  target = jnp.asarray(target)[None]
-  use_features = config.feature_weight > 0
-  try:
-    target_features = d_features(run, target) if use_features else []
-  except ValueError as e:
-    raise ValueError(f'{e} Or invert on pixels only: --feature-weight 0.') from e
-  d = run.latent_dim
-
-  def losses(variables, z, probs):
-    """Per-restart total loss [R]."""
-    g_vars, d_vars = variables
-    x = soft_generate(run, z, probs, g_vars)
-    pixel = jnp.mean((x - target) ** 2, axis=(1, 2, 3))
-    total = config.pixel_weight * pixel
-    if use_features:
-      feats = d_features(run, x, d_vars)
-      terms = [jnp.mean((f - t) ** 2, axis=tuple(range(1, f.ndim))) / (jnp.mean(t ** 2) + 1e-8)
-               for f, t in zip(feats, target_features)]
-      total += config.feature_weight * sum(terms) / len(terms)
-    total += config.prior_weight * (jnp.mean(z ** 2, axis=1) - 1.0) ** 2
-    return total
-
-  tx = optax.adam(config.learning_rate)
-  soft_steps = int(round(config.soft_fraction * config.steps)) if num_classes else 0
-
-  def probs_at(logits, hard):
-    """Soft mixtures, or (once hard) each restart's most likely values as fixed one-hots."""
-    return [jnp.where(hard, jax.nn.one_hot(jnp.argmax(p, axis=-1), p.shape[-1]), p)
-            for p in _mix(logits, known_labels, num_classes)]
-
-  @jax.jit
-  def run_all(variables, z0):
-    # Both phases in one scan (one compilation): after soft_steps the attribute logits freeze
-    # (their Adam updates are zeroed, so the argmax cannot drift) and only z moves.
-    def step(carry, i):
-      params, opt_state = carry
-      hard = i >= soft_steps
-      loss_fn = lambda p: jnp.sum(losses(variables, p['z'], probs_at(p['logits'], hard)))
-      loss, grads = jax.value_and_grad(loss_fn)(params)
-      updates, opt_state = tx.update(grads, opt_state, params)
-      updates['logits'] = jnp.where(hard, 0.0, updates['logits'])
-      return (optax.apply_updates(params, updates), opt_state), loss
-
-    params = {'z': z0, 'logits': jnp.zeros((z0.shape[0], sum(num_classes)), jnp.float32)}
-    (params, _), history = jax.lax.scan(step, (params, tx.init(params)),
-                                        jnp.arange(config.steps))
-    labels = [jnp.argmax(p, axis=-1) for p in probs_at(params['logits'], True)]
-    labels = jnp.stack(labels, axis=1).astype(jnp.int32) if labels else \
-        jnp.zeros((z0.shape[0], 0), jnp.int32)
-    return params['z'], labels, history
-
-  z0 = latents_lib.seed_latents(config.seed, config.restarts, d, config.truncation)
-  variables = (run.g_variables, run.d_variables)
-  z, labels, history = jax.device_get(run_all(variables, jnp.asarray(z0)))
-  # Score every restart with the ordinary generator on hard labels: what the user will get.
-  reconstructions = np.asarray(run.generate(z, labels))
-  restart_mse, restart_psnr = mse_psnr(reconstructions, np.asarray(target), axis=(1, 2, 3))
-  best = int(np.argmin(restart_mse))
-  # Baseline: the random starting latents with the same (found) attributes.
-  starts = np.asarray(run.generate(z0, labels))
-  initial_psnr = np.max(mse_psnr(starts, np.asarray(target), axis=(1, 2, 3))[1])
-  return InversionResult(
-      z=np.asarray(z[best], np.float32), labels=np.asarray(labels[best], np.int32),
-      attributes=vocab.decode(labels[best]), reconstruction=reconstructions[best],
-      mse=float(restart_mse[best]), psnr=float(restart_psnr[best]),
-      initial_psnr=float(initial_psnr), restart_psnr=np.asarray(restart_psnr),
-      loss_history=np.asarray(history))
+  inverter = Inverter(run, config)
+  inverter.target(image)  # A wrong shape fails before any compilation.
+  return inverter(image, known)
 
 
 def _labels_with(run: Run, labels, assignments) -> np.ndarray:

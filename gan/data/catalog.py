@@ -1,6 +1,6 @@
 """Bring your own catalogue: a folder of product photos -> a TFDS dataset the trainer reads.
 
-Two layouts:
+Layouts:
 
   folders:  SOURCE/handbag/a.jpg, SOURCE/shoe/b.png, ...  -> ClassLabel feature `category`
             (the first folder level under SOURCE; deeper folders belong to that category).
@@ -8,9 +8,13 @@ Two layouts:
             the image path relative to SOURCE, every other column is an attribute and
             becomes one ClassLabel feature (lower_snake_case of the header; vocabulary =
             sorted values of the images kept). Empty cells are missing values.
+  CSV of ids (e.g. Kaggle "Fashion Product Images"): --csv styles.csv --id-column id
+            --path-template 'images/{id}.jpg' --attributes articleType,baseColour,usage
 
     python -m gan.data.catalog build --source photos/ --data-dir ~/tfds --name my_shop \
-        [--csv photos/labels.csv] [--resolution 64] [--holdout 0.1] [--fit pad|crop] [--seed 0]
+        [--csv photos/labels.csv [--id-column C] [--path-template T] [--attributes A,B]] \
+        [--resolution 64] [--holdout 0.1] [--fit pad|crop] [--seed 0] \
+        [--min-count N [--drop-rare]] [--workers N] [--max-pixels N] [--max-aspect R]
 
 The result loads by name in any process, without importing this module:
 
@@ -19,568 +23,71 @@ The result loads by name in any process, without importing this module:
 
 Splits are `train` and `test` (the held-out fraction, stratified by `category`, or by the
 first attribute column when there is no `category`). `--holdout 0` writes no `test` split.
+--min-count N folds values seen in fewer than N kept images into `other` (or, with
+--drop-rare, skips their images); the summary and the report name those values.
 
-Every file is decoded and validated (gan.data.images). Bad input never stops the build and
-is never dropped silently: it is skipped and listed with its reason in
+Every file is decoded and validated (gan.data.images) on all cores (--workers), streaming:
+memory does not grow with the pixels of the catalogue, only with a few dozen bytes of
+bookkeeping per image. Photos over --max-pixels (decompression bombs) or more elongated than
+--max-aspect are refused from their header, before decoding. Bad input never stops the build
+and is never dropped silently: it is skipped and listed with its reason in
 DATA_DIR/NAME/build_report.json, and counted in the printed summary. The dataset is written
-into a temporary folder in DATA_DIR and moved into place only after it is complete and
-re-read, so a failed or killed build never leaves a half dataset, and a rebuild replaces
-the old one only on success. Errors that would build nothing (no usable image, bad CSV
-header, bad arguments) raise CatalogError / exit 1 and write nothing.
+into a hidden temporary folder in DATA_DIR and moved into place only after it is complete and
+re-read, so a failed, interrupted (Ctrl-C) or killed build never leaves a half dataset where
+TFDS looks, a rerun starts clean, and a rebuild replaces the old one only on success. Errors
+that would build nothing (no usable image, bad CSV header, bad arguments) raise CatalogError /
+exit 1 and write nothing.
 """
 import argparse
 import collections
-import csv as csv_lib
-import dataclasses
-import hashlib
-import io
 import json
-import math
 import os
-import re
 import shutil
+import signal
 import sys
-import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import threading
+import time
+from typing import Callable, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
 from gan import destinations, flag_style, quiet
 from gan.data import images
+from gan.data.catalog_checks import (check_holdout, check_limit, check_name, check_output,
+                                     check_positive_int, check_source, first_missing,
+                                     remove_created)
+from gan.data.catalog_csv import scan_csv
+from gan.data.catalog_decode import (DEFAULT_MAX_ASPECT, DEFAULT_MAX_PIXELS, Settings, Staged,
+                                     decode_all, default_workers, workers_for)
+from gan.data.catalog_labels import (RARE_POLICIES, assign_splits, case_variants, first_rare,
+                                     fold, rare_values, vocabulary)
+from gan.data.catalog_progress import Progress
+from gan.data.catalog_report import (BUILDER_ID, OTHER, REPORT_FILENAME, SKIP_REASONS,
+                                     BuildReport, CatalogError, Skipped, printable)
+from gan.data.catalog_scan import CATEGORY, category_folders, label_text, scan_folders
+from gan.data.catalog_write import VERSION, clean_stale, features_dict, install, work_folder
+from gan.data.catalog_write import write_tfds as _write_tfds  # A module global: tests wrap it.
 from gan.errors import OutputError
-from gan.workdir import pid_alive
 
-VERSION = '1.0.0'
-REPORT_FILENAME = 'build_report.json'
-BUILDER_ID = 'gan.data.catalog'  # Marks folders this module may replace on a rebuild.
-CATEGORY = 'category'
 SPLITS = ('train', 'test')
-_NAME_RE = re.compile(r'^[a-z][a-z0-9_]*$')
-_SHARD_BYTES = 256 << 20  # ~256 MiB of encoded examples per TFRecord shard.
-
-# Why a file or CSV row was skipped: the image reasons plus the catalogue's own.
-SKIP_REASONS = dict(images.REASONS, **{
-    'duplicate': 'same bytes or same decoded pixels as an earlier image (the first is kept)',
-    'missing_file': 'a CSV row whose path is not a file under --source',
-    'outside_source': 'a CSV row whose path points outside --source',
-    'missing_path': 'a CSV row with an empty path cell',
-    'missing_value': 'a CSV row with an empty attribute value',
-    'bad_value': 'an attribute value that contains a line break',
-    'malformed_row': 'a CSV row with more or fewer cells than the header',
-    'no_category': 'a file directly in --source rather than in a category folder',
-    'hidden': 'a hidden file or folder (name starts with ".")',
-    'unreadable_folder': 'a folder under --source that cannot be listed (permissions?)',
-})
-
-
-class CatalogError(ValueError):
-  """The build cannot produce a dataset; nothing was written."""
-
-
-@dataclasses.dataclass
-class Skipped:
-  """One file or CSV row left out of the dataset, and why (`reason` is in SKIP_REASONS)."""
-  path: str
-  reason: str
-  detail: str = ''
-  row: Optional[int] = None  # 1-based CSV line number (the header is line 1).
-
-
-@dataclasses.dataclass
-class _Candidate:
-  path: str  # Relative to the source folder, '/'-separated.
-  abs_path: str
-  attrs: Dict[str, str]
-  row: Optional[int] = None
-
-
-@dataclasses.dataclass
-class _Example:
-  path: str
-  attrs: Dict[str, str]
-  png: bytes
-
-
-@dataclasses.dataclass
-class BuildReport:
-  """What a build produced. Also written as JSON to `report_path`."""
-  name: str
-  path: str  # The dataset folder: DATA_DIR/NAME.
-  report_path: str
-  data_dir: str
-  source: str
-  csv: Optional[str]
-  layout: str  # 'folders' or 'csv'.
-  resolution: int
-  fit: str
-  background: object
-  holdout: float
-  seed: int
-  vocabulary: Dict[str, List[str]]  # ClassLabel feature -> names (index order).
-  columns: Dict[str, str]  # ClassLabel feature -> where it came from (CSV header / folder).
-  split_sizes: Dict[str, int]
-  counts: Dict[str, Dict[str, Dict[str, int]]]  # feature -> value -> split -> images.
-  skipped: List[Skipped]
-  num_files: int  # Files / CSV rows looked at.
-  upscaled: int  # Images smaller than the resolution (scaled up: may look soft).
-  warnings: List[str]
-  examples: List[Dict[str, str]]  # {'path', 'split', feature: value, ...} per kept image.
-
-  @property
-  def num_images(self) -> int:
-    return sum(self.split_sizes.values())
-
-  @property
-  def skipped_counts(self) -> Dict[str, int]:
-    return dict(sorted(collections.Counter(s.reason for s in self.skipped).items()))
-
-  def to_dict(self) -> dict:
-    d = dataclasses.asdict(self)
-    d['builder'] = BUILDER_ID
-    d['num_images'] = self.num_images
-    d['skipped_counts'] = self.skipped_counts
-    d['load'] = f"tfds.load({self.name!r}, data_dir={self.data_dir!r}, split='train')"
-    return d
-
-  def summary(self) -> str:
-    """Human-readable summary: counts per reason, per attribute value, split sizes."""
-    lines = [
-        f'Built catalogue {self.name!r}: {self.num_images} images '
-        f'({self.resolution}x{self.resolution}, fit={self.fit}) from {self.num_files} '
-        f'{"CSV rows" if self.layout == "csv" else "files"} in {self.source}',
-        '  splits: ' + ', '.join(f'{k}={v}' for k, v in self.split_sizes.items()),
-    ]
-    for feature, names in self.vocabulary.items():
-      lines.append(f'  {feature} ({len(names)} values, from {self.columns[feature]}):')
-      for value in names:
-        c = self.counts[feature][value]
-        lines.append(f'    {value}: {sum(c.values())} '
-                     f'({", ".join(f"{k} {v}" for k, v in c.items())})')
-    if self.skipped:
-      lines.append(f'  skipped {len(self.skipped)} (listed in the report):')
-      lines += [f'    {reason}: {n}' for reason, n in self.skipped_counts.items()]
-    else:
-      lines.append('  skipped: none')
-    if self.upscaled:
-      lines.append(f'  {self.upscaled} images were smaller than {self.resolution} px and '
-                   'were scaled up')
-    lines += [f'  warning: {w}' for w in self.warnings]
-    lines.append(f'  report: {self.report_path}')
-    lines.append(f'  load with: {self.to_dict()["load"]}')
-    return '\n'.join(lines)
-
-
-# ----------------------------------------------------------------------------- arguments
-
-
-def _check_name(name: str) -> str:
-  if not isinstance(name, str) or not _NAME_RE.match(name):
-    raise CatalogError(
-        f'--name must be lower_snake_case (a letter, then letters, digits or _), e.g. '
-        f'"my_shop"; got {name!r}.')
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top; slow import.
-  if name in tfds.list_builders(with_community_datasets=False):
-    raise CatalogError(
-        f'--name {name!r} is a registered TFDS dataset: tfds.builder({name!r}) would load '
-        'that one instead of your catalogue. Choose another name.')
-  return name
-
-
-def _check_holdout(holdout) -> float:
-  if (isinstance(holdout, bool) or not isinstance(holdout, (int, float, np.floating))
-      or not 0.0 <= holdout < 1.0):
-    raise CatalogError(
-        f'--holdout must be a fraction in [0, 1) (e.g. 0.1 keeps 10% of the images for the '
-        f'test split; 0 writes no test split); got {holdout!r}.')
-  return float(holdout)
-
-
-def _check_source(source: str) -> None:
-  if not os.path.isdir(source):
-    raise CatalogError(f'--source {source} is not a folder.')
-  try:
-    os.listdir(source)
-  except OSError as e:
-    raise CatalogError(f'--source {source} cannot be read ({e.strerror or e}). Check its '
-                       'permissions, or copy the photos somewhere readable.') from None
-
-
-def _check_output(data_dir: str, name: str) -> None:
-  """Refuses a data_dir that cannot be written, or a folder there that this builder did not make.
-
-  Checked before any image is decoded, so a bad --data-dir fails at once.
-  """
-  if os.path.exists(data_dir) and not os.path.isdir(data_dir):
-    raise CatalogError(f'--data-dir {data_dir} exists and is not a folder.')
-  try:
-    destinations.check_folder(data_dir, '--data-dir')
-  except OutputError as e:
-    raise CatalogError(str(e)) from None
-  target = os.path.join(data_dir, name)
-  if os.path.lexists(target):
-    report = os.path.join(target, REPORT_FILENAME)
-    try:
-      with open(report) as f:
-        ours = json.load(f).get('builder') == BUILDER_ID
-    except (OSError, ValueError, AttributeError):
-      ours = False
-    if not ours:
-      raise CatalogError(
-          f'{target} exists and was not written by the catalogue builder (no '
-          f'{REPORT_FILENAME} from {BUILDER_ID}); refusing to replace it. Choose another '
-          '--name or --data-dir, or remove that folder.')
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
-def _rel(path: str, source: str) -> str:
-  return os.path.relpath(path, source).replace(os.sep, '/')
-
-
-def _walk(source: str, exclude: Optional[str] = None, unreadable: Optional[List] = None):
-  """Yields (dirpath, dirnames, filenames) sorted, following folder links once each.
-
-  `exclude` (the output data_dir, when it lies inside the source) is not searched. Folders that
-  cannot be listed are appended to `unreadable` as Skipped entries (os.walk drops them silently).
-  """
-  seen = {os.path.realpath(exclude)} if exclude else set()
-
-  def on_error(error: OSError):
-    if unreadable is not None:
-      path = _rel(error.filename, source) + '/' if error.filename else source
-      unreadable.append(Skipped(path, 'unreadable_folder', error.strerror or str(error)))
-
-  for dirpath, dirnames, filenames in os.walk(source, followlinks=True, onerror=on_error):
-    real = os.path.realpath(dirpath)
-    if real in seen:  # A link loop, a second link to the same folder, or the output.
-      dirnames[:] = []
-      continue
-    seen.add(real)
-    dirnames[:] = [d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) not in seen]
-    dirnames.sort()
-    yield dirpath, dirnames, sorted(filenames)
-
-
-def _category_folders(source: str, data_dir: str) -> List[str]:
-  out = os.path.realpath(data_dir)
-  return [d for d in sorted(os.listdir(source))
-          if os.path.isdir(os.path.join(source, d)) and not d.startswith('.')
-          and os.path.realpath(os.path.join(source, d)) != out]
-
-
-def _scan_folders(source: str, data_dir: str
-                  ) -> Tuple[List[_Candidate], List[Skipped], List[str]]:
-  """Folder-per-category layout -> candidates with attribute `category`."""
-  categories = _category_folders(source, data_dir)
-  if not categories:
-    raise CatalogError(
-        f'No category folders in {source}. Put the photos in one folder per category '
-        f'({source}/handbag/*.jpg, {source}/shoe/*.jpg, ...), or describe them with --csv.')
-  candidates, skipped, warnings = [], [], []
-  for dirpath, dirnames, filenames in _walk(source, exclude=data_dir, unreadable=skipped):
-    for d in [d for d in dirnames if d.startswith('.')]:
-      skipped.append(Skipped(_rel(os.path.join(dirpath, d), source) + '/', 'hidden',
-                             'hidden folder: not searched'))
-    dirnames[:] = [d for d in dirnames if not d.startswith('.')]
-    for filename in filenames:
-      path = os.path.join(dirpath, filename)
-      rel = _rel(path, source)
-      if filename.startswith('.'):
-        skipped.append(Skipped(rel, 'hidden', 'hidden file'))
-      elif '/' not in rel:
-        skipped.append(Skipped(rel, 'no_category', 'not inside a category folder'))
-        if filename.lower().endswith('.csv'):
-          warnings.append(f'{rel} is in --source: to use it as labels, pass --csv {path}')
-      else:
-        candidates.append(_Candidate(rel, path, {CATEGORY: rel.split('/', 1)[0]}))
-  return candidates, skipped, warnings
-
-
-def _feature_name(header: str) -> str:
-  """CSV header -> ClassLabel feature name (lower_snake_case)."""
-  name = re.sub(r'[^0-9a-z]+', '_', header.strip().lower()).strip('_')
-  return f'attr_{name}' if name[:1].isdigit() else name
-
-
-def _read_csv_rows(csv_path: str) -> List[List[str]]:
-  try:
-    with open(csv_path, newline='', encoding='utf-8-sig') as f:
-      text = f.read()
-  except UnicodeDecodeError as e:
-    raise CatalogError(f'--csv {csv_path} is not UTF-8 text ({e}); save it as UTF-8 CSV.')
-  except OSError as e:
-    raise CatalogError(f'--csv {csv_path} cannot be read: {e.strerror or e}.')
-  first_line = text.split('\n', 1)[0]
-  # Spreadsheets export ',' or, in some locales, ';' or tabs: take the one the header uses.
-  delimiter = max([',', ';', '\t'], key=first_line.count)
-  try:
-    return list(csv_lib.reader(io.StringIO(text, newline=''), delimiter=delimiter))
-  except csv_lib.Error as e:
-    raise CatalogError(f'--csv {csv_path} is not a valid CSV file: {e}.')
-
-
-def _resolve(source: str, value: str) -> Optional[str]:
-  """CSV path cell -> absolute path, or None if it points outside `source`."""
-  value = value.strip().replace('\\', '/')  # Paths typed on Windows.
-  path = os.path.normpath(os.path.join(source, value))
-  inside = os.path.commonpath([path, source]) == source and path != source
-  return path if inside else None
-
-
-def _scan_csv(source: str, csv_path: str, data_dir: str
-              ) -> Tuple[List[_Candidate], List[Skipped], List[str], Dict[str, str]]:
-  """CSV layout -> candidates with one attribute per non-path column."""
-  rows = _read_csv_rows(csv_path)
-  header = [h.strip() for h in rows[0]] if rows else []
-  usage = ('The CSV needs a header row, then one row per image: the image path relative to '
-           '--source, then one value per attribute, e.g. "path,category,colour" / '
-           '"bags/a.jpg,handbag,red".')
-  if len(header) < 2:
-    raise CatalogError(f'--csv {csv_path} has {len(header)} column(s); it needs at least 2 '
-                       f'(image path + one attribute). {usage}')
-  first = _resolve(source, header[0])
-  if images.is_image_name(header[0]) or (first and os.path.isfile(first)):
-    raise CatalogError(f'--csv {csv_path} has no header: its first row starts with the file '
-                       f'{header[0]!r}. Add a header row. {usage}')
-  if any(not h for h in header):
-    raise CatalogError(f'--csv {csv_path} has an empty column name in its header '
-                       f'{header}. Name every column. {usage}')
-  columns = {}
-  for h in header[1:]:
-    feature = _feature_name(h)
-    if not feature or feature == 'image' or feature in columns:
-      clash = 'the image feature' if feature == 'image' else f'column {columns.get(feature)!r}'
-      raise CatalogError(
-          f'--csv {csv_path}: attribute column {h!r} becomes feature name {feature!r}, '
-          f'which clashes with {clash}. Rename the column.')
-    columns[feature] = h
-  data_rows = [(i, r) for i, r in enumerate(rows[1:], start=2) if r]  # Skip blank lines.
-  if not data_rows:
-    raise CatalogError(f'--csv {csv_path} has a header but no rows. {usage}')
-
-  candidates, skipped, existing, listed = [], [], 0, set()
-  for line, row in data_rows:
-    cells = [c.strip() for c in row]
-    label = cells[0] or f'<row {line}>'
-    if len(cells) != len(header):
-      skipped.append(Skipped(label, 'malformed_row',
-                             f'{len(cells)} cells, the header has {len(header)}', line))
-      continue
-    if not cells[0]:
-      skipped.append(Skipped(label, 'missing_path', 'the path cell is empty', line))
-      continue
-    path = _resolve(source, cells[0])
-    if path is None:
-      skipped.append(Skipped(cells[0], 'outside_source', f'not inside {source}', line))
-      continue
-    listed.add(path)
-    if not os.path.isfile(path):
-      what = 'a folder' if os.path.isdir(path) else 'no such file'
-      skipped.append(Skipped(cells[0], 'missing_file', f'{path}: {what}', line))
-      continue
-    existing += 1
-    attrs = dict(zip(columns, cells[1:]))
-    missing = [columns[f] for f, v in attrs.items() if not v]
-    if missing:
-      skipped.append(Skipped(cells[0], 'missing_value', f'empty {", ".join(missing)}', line))
-      continue
-    broken = [columns[f] for f, v in attrs.items() if '\n' in v or '\r' in v]
-    if broken:
-      skipped.append(Skipped(cells[0], 'bad_value', f'line break in {", ".join(broken)}',
-                             line))
-      continue
-    candidates.append(_Candidate(_rel(path, source), path, attrs, line))
-  if not existing:
-    examples = ', '.join(repr(r[0]) for _, r in data_rows[:3])
-    raise CatalogError(
-        f'None of the {len(data_rows)} values in the first column {header[0]!r} of {csv_path} '
-        f'is a file under {source} (e.g. {examples}). The first column must hold image paths '
-        'relative to --source; check --source and the column order.')
-
-  warnings, unreadable = [], []
-  unlisted = [_rel(os.path.join(d, f), source)
-              for d, _, fs in _walk(source, data_dir, unreadable) for f in fs
-              if images.is_image_name(f) and os.path.join(d, f) not in listed]
-  if unlisted:
-    warnings.append(f'{len(unlisted)} image files under --source are not in the CSV and '
-                    f'were not used (e.g. {", ".join(unlisted[:3])})')
-  if unreadable:
-    warnings.append(f'{len(unreadable)} folders under --source cannot be listed (e.g. '
-                    f'{", ".join(u.path for u in unreadable[:3])}: {unreadable[0].detail}); '
-                    'CSV rows pointing into them are reported as missing files')
-  return candidates, skipped, warnings, columns
-
-
-# ----------------------------------------------------------------------------- decoding
-
-
-def _png(array: np.ndarray) -> bytes:
-  buffer = io.BytesIO()
-  Image.fromarray(array).save(buffer, format='PNG')
-  return buffer.getvalue()
-
-
-def _decode_all(candidates: Sequence[_Candidate], resolution: int, fit: str, background,
-                log: Callable[[str], None]) -> Tuple[List[_Example], List[Skipped], int]:
-  """Decodes, validates, de-duplicates and fits every candidate (first copy wins)."""
-  matte = images.matte_for(background)
-  examples, skipped, upscaled = [], [], 0
-  by_bytes, by_pixels = {}, {}
-  for i, c in enumerate(candidates):
-    if i and i % 500 == 0:
-      log(f'  decoded {i}/{len(candidates)} images')
-    try:
-      data = images.read_bytes(c.abs_path)
-      digest = hashlib.sha256(data).digest()
-      first = by_bytes.get(digest)
-      if first is None:
-        image = images.decode_image(data, matte, draft_size=3 * resolution)
-        pixels = hashlib.sha256(repr(image.size).encode() + image.tobytes()).digest()
-        first = by_pixels.get(pixels)
-        what = 'same decoded pixels as'
-      else:
-        what = 'same bytes as'
-      if first is not None:
-        differ = [f'{k} {first.attrs[k]!r} vs {v!r}' for k, v in c.attrs.items()
-                  if first.attrs[k] != v]
-        detail = f'{what} {first.path}' + (f' (labels differ: {"; ".join(differ)})'
-                                           if differ else '')
-        skipped.append(Skipped(c.path, 'duplicate', detail, c.row))
-        continue
-      side = max(image.size) if fit == 'pad' else min(image.size)
-      upscaled += side < resolution
-      example = _Example(c.path, c.attrs,
-                         _png(images.fit_image(image, resolution, fit, background)))
-    except images.ImageError as e:
-      reason, detail = e.reason, e.detail
-      if reason == 'not_an_image' and images.is_image_name(c.path):
-        reason, detail = 'corrupt', f'named like an image but {detail}'
-      skipped.append(Skipped(c.path, reason, detail, c.row))
-      continue
-    by_bytes[digest] = by_pixels[pixels] = example
-    examples.append(example)
-  return examples, skipped, upscaled
-
-
-# ----------------------------------------------------------------------------- splitting
-
-
-def assign_splits(strata: Sequence[str], holdout: float, seed: int) -> List[str]:
-  """Deterministic, stratified 'train'/'test' assignment for items in a fixed order.
-
-  The test size is round(n * holdout), at least 1 when holdout > 0 and n >= 2, and it is
-  shared between strata in proportion to their size (largest remainders first). Every
-  stratum keeps at least one training item, so a stratum of one is always in train.
-  """
-  n = len(strata)
-  target = int(math.floor(n * holdout + 0.5))
-  if holdout > 0 and n >= 2:
-    target = min(max(target, 1), n - 1)
-  groups = collections.defaultdict(list)
-  for i, s in enumerate(strata):
-    groups[s].append(i)
-  keys = sorted(groups)
-  quota = {k: len(groups[k]) * target / n if n else 0.0 for k in keys}
-  take = {k: min(int(quota[k]), len(groups[k]) - 1) for k in keys}
-  order = sorted(keys, key=lambda k: (-(quota[k] - int(quota[k])), k))
-  while sum(take.values()) < target:
-    open_keys = [k for k in order if take[k] < len(groups[k]) - 1]
-    if not open_keys:
-      break  # Only singleton strata left: the test split comes out smaller.
-    for k in open_keys[:target - sum(take.values())]:
-      take[k] += 1
-  rng = np.random.default_rng(seed)
-  splits = ['train'] * n
-  for k in keys:
-    for j in rng.permutation(len(groups[k]))[:take[k]]:
-      splits[groups[k][j]] = 'test'
-  return splits
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _features(resolution: int, vocabulary: Dict[str, List[str]], columns: Dict[str, str]):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  spec = {'image': tfds.features.Image(shape=(resolution, resolution, 3),
-                                       encoding_format='png',
-                                       doc='Product photo, fitted to a square.')}
-  for feature, names in vocabulary.items():
-    spec[feature] = tfds.features.ClassLabel(names=names, doc=f'From {columns[feature]}.')
-  return tfds.features.FeaturesDict(spec)
-
-
-def _write_tfds(version_dir: str, name: str, features, splits: Dict[str, List[dict]],
-                description: str) -> None:
-  """Writes TFRecord shards + TFDS metadata, then re-reads them as a check."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  os.makedirs(version_dir)
-  split_infos = []
-  for split, rows in splits.items():
-    records = [features.serialize_example(r) for r in rows]
-    total = sum(len(r) for r in records)
-    num_shards = max(1, min(len(records), math.ceil(total / _SHARD_BYTES)))
-    bounds = np.linspace(0, len(records), num_shards + 1).astype(int)
-    template = tfds.core.ShardedFileTemplate(
-        data_dir=tfds.core.Path(version_dir), template=tfds.core.naming.DEFAULT_FILENAME_TEMPLATE,
-        dataset_name=name, split=split, filetype_suffix='tfrecord')
-    for path, lo, hi in zip(template.sharded_filepaths(num_shards), bounds[:-1], bounds[1:]):
-      with tf.io.TFRecordWriter(os.fspath(path)) as writer:
-        for record in records[lo:hi]:
-          writer.write(record)
-    split_infos.append(tfds.core.SplitInfo(
-        name=split, shard_lengths=[int(b) for b in np.diff(bounds)], num_bytes=total,
-        filename_template=template))
-  tfds.folder_dataset.write_metadata(data_dir=version_dir, features=features,
-                                     split_infos=split_infos, version=VERSION,
-                                     check_data=False, description=description)
-  builder = tfds.builder_from_directory(version_dir)
-  for split, rows in splits.items():
-    if builder.info.splits[split].num_examples != len(rows):
-      raise RuntimeError(f'{split} split re-read with {builder.info.splits[split].num_examples}'
-                         f' examples, {len(rows)} written.')
-  first = next(iter(builder.as_dataset(
-      split='train[:1]', read_config=tfds.ReadConfig(try_autocache=False))))
-  if tuple(first['image'].shape) != features['image'].shape:
-    raise RuntimeError(f'image re-read with shape {first["image"].shape}.')
-
-
-def _clean_stale(data_dir: str, name: str) -> None:
-  """Removes leftovers of killed builds of `name`; restores a dataset caught mid-swap."""
-  pattern = re.compile(rf'^\.{re.escape(name)}\.(building|old)-(\d+)-')
-  for entry in sorted(os.listdir(data_dir)):
-    m = pattern.match(entry)
-    if not m or pid_alive(int(m.group(2))):
-      continue
-    path = os.path.join(data_dir, entry)
-    final = os.path.join(data_dir, name)
-    if (m.group(1) == 'old' and not os.path.lexists(final)
-        and os.path.isdir(os.path.join(path, name))):
-      os.rename(os.path.join(path, name), final)  # Killed between the renames of _install.
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _install(built: str, final: str, data_dir: str, name: str) -> None:
-  """Moves the finished dataset into place; the old one goes only once the new one is in."""
-  old = None
-  if os.path.lexists(final):
-    old = tempfile.mkdtemp(prefix=f'.{name}.old-{os.getpid()}-', dir=data_dir)
-    os.rename(final, os.path.join(old, name))
-  os.rename(built, final)
-  if old:
-    shutil.rmtree(old, ignore_errors=True)
-
-
-# ----------------------------------------------------------------------------- build
+EXIT_INTERRUPTED = 130  # What shells report for Ctrl-C.
+
+__all__ = ['BUILDER_ID', 'BuildReport', 'CATEGORY', 'CatalogError', 'REPORT_FILENAME',
+           'SKIP_REASONS', 'SPLITS', 'Skipped', 'VERSION', 'assign_splits', 'build_catalog',
+           'main']
 
 
 def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
                   name: str = 'catalog', resolution: int = 64, holdout: float = 0.1,
                   fit: str = 'pad', seed: int = 0, background=images.WHITE,
-                  log: Optional[Callable[[str], None]] = None) -> BuildReport:
+                  log: Optional[Callable[[str], None]] = None, *,
+                  id_column: Optional[str] = None, path_template: Optional[str] = None,
+                  attributes: Optional[Sequence[str]] = None, csv_encoding: str = 'utf-8',
+                  min_count: int = 1, rare: str = OTHER, workers: Optional[int] = None,
+                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+                  max_aspect: Optional[float] = DEFAULT_MAX_ASPECT,
+                  progress: Optional[Callable[[str], None]] = None,
+                  progress_interval: float = 1.0) -> BuildReport:
   """Builds DATA_DIR/NAME as a TFDS dataset from the photos in `source` (see module doc).
 
   Args:
@@ -593,12 +100,21 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
     fit: 'pad' (whole product, padded with `background`) or 'crop' (centre square).
     seed: seed of the split and of the example order.
     background: padding colour, (r, g, b) / '#rrggbb' / 'white' / 'auto' (border median).
-    log: optional progress callback (the CLI prints to stderr).
+    log: optional callback for the build's few status lines (the CLI prints to stderr).
+    id_column, path_template, attributes, csv_encoding: how the CSV names images and which
+      columns become features (gan.data.catalog_csv).
+    min_count, rare: values seen in fewer than min_count kept images become OTHER
+      (rare='other') or their images are skipped (rare='drop').
+    workers: decoding processes (default: every core); 1 decodes in this process. Workers
+      are spawned, so a script calling this must do so under `if __name__ == '__main__':`.
+    max_pixels, max_aspect: header checks against bombs and strips (None: no limit).
+    progress: optional callback for progress-bar lines, every `progress_interval` seconds.
 
   Returns:
     BuildReport (also written to report_path). Raises CatalogError, writing nothing, when
     the arguments or the CSV are unusable or no image is usable.
   """
+  start = time.monotonic()
   log = log or (lambda message: None)
   try:
     resolution = images.check_resolution(resolution)
@@ -606,111 +122,203 @@ def build_catalog(source: str, data_dir: str, csv: Optional[str] = None,
     background = images.parse_background(background)
   except ValueError as e:
     raise CatalogError(str(e)) from None
-  holdout = _check_holdout(holdout)
-  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-    raise CatalogError(f'--seed must be an integer >= 0; got {seed!r}.')
-  name = _check_name(name)
+  holdout = check_holdout(holdout)
+  seed = check_positive_int(seed, '--seed', 0)
+  min_count = check_positive_int(min_count, '--min-count')
+  workers = check_positive_int(default_workers() if workers is None else workers, '--workers')
+  if rare not in RARE_POLICIES:
+    raise CatalogError(f'rare must be one of {RARE_POLICIES}; got {rare!r}.')
+  settings = Settings(resolution, fit, background,
+                      check_limit(max_pixels, '--max-pixels', 1),
+                      check_limit(max_aspect, '--max-aspect', 1.0))
+  name = check_name(name)
   source = os.path.abspath(os.path.expanduser(os.fspath(source)))
-  _check_source(source)
+  check_source(source)
   data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
-  _check_output(data_dir, name)
+  check_output(data_dir, name)
 
   if csv is not None:
     csv = os.path.abspath(os.path.expanduser(os.fspath(csv)))
     if not os.path.isfile(csv):
       raise CatalogError(f'--csv {csv} is not a file.')
-    candidates, skipped, warnings, columns = _scan_csv(source, csv, data_dir)
+    candidates, skipped, warnings, columns = scan_csv(
+        source, csv, data_dir, id_column, path_template, attributes, csv_encoding)
     layout = 'csv'
   else:
-    candidates, skipped, warnings = _scan_folders(source, data_dir)
+    if id_column or path_template or attributes:
+      raise CatalogError('--id-column, --path-template and --attributes describe a CSV: '
+                         'pass --csv too.')
+    candidates, skipped, warnings = scan_folders(source, data_dir)
     columns, layout = {CATEGORY: 'the category folder names'}, 'folders'
-  num_files = len(candidates) + len(skipped)
-  log(f'Decoding {len(candidates)} images from {source} ...')
-  examples, bad, upscaled = _decode_all(candidates, resolution, fit, background, log)
-  skipped += bad
-  if not examples:
-    reasons = collections.Counter(s.reason for s in skipped)
-    listing = '\n'.join(f'  {s.path}: {s.reason} ({s.detail})' for s in skipped[:20])
-    raise CatalogError(
-        f'No usable image among {num_files} files/rows in {source} '
-        f'({", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "no files"}). '
-        f'Nothing was written.\n{listing}')
-
-  vocabulary = {f: sorted({e.attrs[f] for e in examples}) for f in columns}
-  if layout == 'folders':
-    empty = sorted(set(_category_folders(source, data_dir)) - set(vocabulary[CATEGORY]))
-    if empty:
-      warnings.append(f'category folders without a usable image (not in the vocabulary): '
-                      f'{", ".join(empty)}')
-  for f, names in vocabulary.items():
-    if len(names) > 20 and len(names) > 0.5 * len(examples):
-      warnings.append(f'{columns[f]!r} has {len(names)} distinct values for {len(examples)} '
-                      'images: an ID column rather than an attribute? Remove it from the CSV.')
-  stratum = CATEGORY if CATEGORY in vocabulary else next(iter(vocabulary))
-  assigned = assign_splits([e.attrs[stratum] for e in examples], holdout, seed)
-  index = {f: {v: i for i, v in enumerate(names)} for f, names in vocabulary.items()}
-  rng = np.random.default_rng(seed + 1)
-  split_of = {}
-  splits = {}
-  for split in SPLITS:
-    members = [e for e, s in zip(examples, assigned) if s == split]
-    if not members:
-      continue
-    members = [members[i] for i in rng.permutation(len(members))]  # Mixed file order.
-    split_of.update({e.path: split for e in members})
-    splits[split] = [dict({'image': e.png}, **{f: index[f][e.attrs[f]] for f in vocabulary})
-                     for e in members]
-  if 'test' not in splits:
-    warnings.append('the dataset has no test split (' + (
-        '--holdout 0' if holdout == 0 else 'too few images per category to hold one out')
-                    + '): evaluation on split "test" will fail')
-  counts = {f: {v: {s: 0 for s in splits} for v in names} for f, names in vocabulary.items()}
-  for e in examples:
-    for f in vocabulary:
-      counts[f][e.attrs[f]][split_of[e.path]] += 1
-
-  final = os.path.join(data_dir, name)
   report = BuildReport(
-      name=name, path=final, report_path=os.path.join(final, REPORT_FILENAME),
-      data_dir=data_dir, source=source, csv=csv, layout=layout, resolution=resolution,
-      fit=fit, background=background, holdout=holdout, seed=int(seed),
-      vocabulary=vocabulary, columns=columns,
-      split_sizes={s: len(rows) for s, rows in splits.items()}, counts=counts,
-      skipped=skipped, num_files=num_files, upscaled=upscaled, warnings=warnings,
-      examples=[dict(path=e.path, split=split_of[e.path], **e.attrs) for e in examples])
+      name=name, path=os.path.join(data_dir, name),
+      report_path=os.path.join(data_dir, name, REPORT_FILENAME), data_dir=data_dir,
+      source=source, csv=csv, layout=layout, resolution=resolution, fit=fit,
+      background=background, holdout=holdout, seed=int(seed), vocabulary={}, columns=columns,
+      split_sizes={}, counts={}, skipped=skipped, num_files=len(candidates) + len(skipped),
+      upscaled=0, warnings=warnings, examples=[], min_count=min_count, rare_policy=rare,
+      limits={'max_pixels': settings.max_pixels, 'max_aspect': settings.max_aspect},
+      workers=workers)
+  created = first_missing(data_dir)
   try:
     with destinations.writing(data_dir, 'the dataset into'):
-      _write_catalog(report, data_dir, name, resolution, vocabulary, columns, splits, log)
+      os.makedirs(data_dir, exist_ok=True)
+      clean_stale(data_dir, name)
+      work = work_folder(data_dir, name)
+      try:
+        _build_in(work, report, candidates, settings, log, progress, progress_interval)
+      finally:
+        shutil.rmtree(work, ignore_errors=True)
   except OutputError as e:
     raise CatalogError(f'{e} Nothing was installed.') from None
+  except CatalogError:
+    if created:
+      remove_created(data_dir, created)
+    raise
+  report.seconds = round(time.monotonic() - start, 2)
   return report
 
 
-def _write_catalog(report: BuildReport, data_dir: str, name: str, resolution: int,
-                   vocabulary: Dict[str, List[str]], columns: Dict[str, str],
-                   splits: Dict[str, List[dict]], log: Callable[[str], None]) -> None:
-  """Writes the dataset into a temporary folder of data_dir, then moves it into place."""
-  os.makedirs(data_dir, exist_ok=True)
-  _clean_stale(data_dir, name)
-  final = report.path
-  description = (f'Product catalogue built by {BUILDER_ID} from {report.source}'
-                 f'{f" and {report.csv}" if report.csv else ""}: {report.num_images} images, '
-                 f'{resolution}x{resolution} RGB (fit={report.fit}); ClassLabel attributes: '
-                 f'{", ".join(vocabulary)}.')
-  work = tempfile.mkdtemp(prefix=f'.{name}.building-{os.getpid()}-', dir=data_dir)
+def _build_in(work: str, report: BuildReport, candidates, settings: Settings,
+              log: Callable[[str], None], progress: Optional[Callable[[str], None]],
+              interval: float) -> None:
+  """Decodes into `work`, writes the dataset there, then installs it (fills in `report`)."""
+  features = list(report.columns)
+  report.workers = workers_for(len(candidates), report.workers)
+  log(f'Decoding {len(candidates)} images from {report.source} on {report.workers} '
+      f'process{"es" if report.workers > 1 else ""} ...')
+  bar = Progress('decoding', len(candidates), progress, interval)
+  staged = Staged(os.path.join(work, 'staged.bin'))
   try:
-    built = os.path.join(work, name)
+    decoded = decode_all(candidates, report.source, settings, staged, features,
+                         report.workers, bar.update)
+    bar.close()
+    report.skipped += decoded.skipped
+    report.upscaled = decoded.upscaled
+    kept = decoded.kept
+    if not kept:
+      _nothing_usable(report)
+    values = [candidates[i].values for i in kept]
+    positions = np.arange(len(kept))
+    rare = rare_values(values, features, report.min_count)
+    report.rare = rare
+    rare_list = [rare[f] for f in features]
+    if report.rare_policy == OTHER:
+      if any(rare_list) and any(OTHER in {v[j] for v in values} for j in range(len(features))):
+        report.warnings.append(f'a value named {OTHER!r} was already in the data: the rare '
+                               'values are counted with it')
+      values = [fold(v, rare_list) for v in values]
+    elif any(rare_list):
+      keep = []
+      for k, (i, v) in enumerate(zip(kept, values)):
+        hit = first_rare(v, features, rare_list)
+        if hit:
+          c = candidates[i]
+          report.skipped.append(Skipped(
+              c.path, 'rare_value', f'{report.columns[hit[0]]} {hit[1]!r} is in {hit[2]} '
+              f'image(s), fewer than --min-count {report.min_count}', c.row))
+        else:
+          keep.append(k)
+      if not keep:
+        raise CatalogError(f'Every image has a value seen fewer than --min-count '
+                           f'{report.min_count} times: nothing is left. Lower --min-count.')
+      positions = np.asarray(keep)
+      kept = [kept[k] for k in keep]
+      values = [values[k] for k in keep]
+    assigned = _label_and_split(report, candidates, kept, values, features)
+    ids = _label_ids(values, report.vocabulary, features)
+    split_ranks = _split_order(assigned, report.split_sizes, report.seed)
+    description = (f'Product catalogue built by {BUILDER_ID} from {report.source}'
+                   f'{f" and {report.csv}" if report.csv else ""}: {report.num_images} images, '
+                   f'{report.resolution}x{report.resolution} RGB (fit={report.fit}); '
+                   f'ClassLabel attributes: {", ".join(report.vocabulary)}.')
+    built = os.path.join(work, report.name)
     log(f'Writing {report.num_images} examples ...')
-    _write_tfds(os.path.join(built, VERSION), name,
-                _features(resolution, vocabulary, columns), splits, description)
-    with open(os.path.join(built, REPORT_FILENAME), 'w') as f:
-      json.dump(report.to_dict(), f, indent=1)
-    _install(built, final, data_dir, name)
+    spec = features_dict(report.resolution, report.vocabulary, report.columns)  # Loads TF.
+    bar = Progress('writing', report.num_images, progress, interval)
+    _write_tfds(os.path.join(built, VERSION), report.name, spec, split_ranks, positions, staged,
+                ids, features, description, bar.update)
+    bar.close()
   finally:
-    shutil.rmtree(work, ignore_errors=True)
+    staged.close()
+  with open(os.path.join(built, REPORT_FILENAME), 'w') as f:
+    json.dump(report.to_dict(), f, indent=1)
+  install(built, report.path, report.data_dir, report.name)
+
+
+def _nothing_usable(report: BuildReport):
+  reasons = collections.Counter(s.reason for s in report.skipped)
+  listing = '\n'.join(f'  {s.path}: {s.reason} ({s.detail})' for s in report.skipped[:20])
+  raise CatalogError(
+      f'No usable image among {report.num_files} files/rows in {report.source} '
+      f'({", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "no files"}). '
+      f'Nothing was written.\n{listing}')
+
+
+def _label_and_split(report: BuildReport, candidates, kept, values, features) -> list:
+  """Vocabulary, warnings, counts and the examples list; returns the split of each image."""
+  vocab = vocabulary(values, features)
+  report.vocabulary = vocab
+  if report.layout == 'folders':
+    folders = {label_text(d) for d in category_folders(report.source, report.data_dir)}
+    empty = sorted(folders - set(vocab[CATEGORY]) - {OTHER})
+    if empty:
+      report.warnings.append(f'category folders without a usable image (not in the '
+                             f'vocabulary): {", ".join(printable(e) for e in empty)}')
+  for f, names in vocab.items():
+    if len(names) > 20 and len(names) > 0.5 * len(values):
+      report.warnings.append(
+          f'{report.columns[f]!r} has {len(names)} distinct values for {len(values)} images: '
+          'an ID column rather than an attribute? Leave it out (--attributes).')
+  report.warnings += case_variants(vocab)
+  stratum = features.index(CATEGORY) if CATEGORY in features else 0
+  assigned = assign_splits([v[stratum] for v in values], report.holdout, report.seed)
+  sizes = collections.Counter(assigned)
+  report.split_sizes = {s: sizes[s] for s in SPLITS if sizes[s]}
+  if 'test' not in report.split_sizes:
+    report.warnings.append('the dataset has no test split (' + (
+        '--holdout 0' if report.holdout == 0 else
+        'too few images per category to hold one out')
+                           + '): evaluation on split "test" will fail')
+  counts = {f: {v: {s: 0 for s in report.split_sizes} for v in names}
+            for f, names in vocab.items()}
+  for v, split in zip(values, assigned):
+    for f, value in zip(features, v):
+      counts[f][value][split] += 1
+  report.counts = counts
+  report.examples = [dict(path=printable(candidates[i].path), split=split,
+                          **dict(zip(features, v)))
+                     for i, v, split in zip(kept, values, assigned)]
+  return assigned
+
+
+def _label_ids(values, vocab, features) -> np.ndarray:
+  index = [{v: i for i, v in enumerate(vocab[f])} for f in features]
+  ids = np.zeros((len(values), len(features)), np.int32)
+  for k, v in enumerate(values):
+    ids[k] = [index[j][x] for j, x in enumerate(v)]
+  return ids
+
+
+def _split_order(assigned, split_sizes, seed: int) -> dict:
+  """split -> ranks of its images, in a seeded random order (not grouped by file or label)."""
+  assigned = np.asarray(assigned)
+  rng = np.random.default_rng(seed + 1)
+  out = {}
+  for split in split_sizes:
+    ranks = np.flatnonzero(assigned == split)
+    out[split] = ranks[rng.permutation(len(ranks))]
+  return out
 
 
 # ----------------------------------------------------------------------------- CLI
+
+
+def _attribute_list(text: str):
+  names = [a.strip() for a in text.split(',') if a.strip()]
+  if not names:
+    raise argparse.ArgumentTypeError('give one or more CSV column names, comma-separated')
+  return names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -726,6 +334,16 @@ def _parser() -> argparse.ArgumentParser:
                      help='folder of photos: one subfolder per category, or any layout with --csv')
   build.add_argument('--csv', help='CSV with a header: image path relative to --source, '
                      'then one column per attribute')
+  build.add_argument('--id-column', help='CSV column naming the image (default: the first); '
+                     'with --path-template it holds an id')
+  build.add_argument('--path-template',
+                     help="image path made from the id, e.g. 'images/{id}.jpg' (default '{id}')")
+  build.add_argument('--attributes', type=_attribute_list,
+                     help='CSV columns to condition on, comma-separated (default: all but the '
+                     'image column), e.g. articleType,baseColour,usage')
+  build.add_argument('--csv-encoding', default='utf-8',
+                     help='text encoding of the CSV (default utf-8; e.g. cp1252 for old Windows '
+                     'exports)')
   build.add_argument('--data-dir', required=True, help='TFDS data_dir to write into')
   build.add_argument('--name', default='catalog', help='dataset name (default: catalog)')
   build.add_argument('--resolution', type=int, default=64,
@@ -737,23 +355,65 @@ def _parser() -> argparse.ArgumentParser:
   build.add_argument('--background', default='white',
                      help='padding colour: white (default), auto (border median), #rrggbb, r,g,b')
   build.add_argument('--seed', type=int, default=0, help='split / order seed (default: 0)')
+  build.add_argument('--min-count', type=int, default=1,
+                     help=f'values in fewer images than this become {OTHER!r} (default 1: none)')
+  build.add_argument('--drop-rare', action='store_true',
+                     help=f'skip the images of rare values instead of relabelling them {OTHER!r}')
+  build.add_argument('--workers', type=int, default=None,
+                     help='decoding processes (default: every core)')
+  build.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                     help='refuse images with more pixels, from their header (decompression '
+                     f'bombs; default {DEFAULT_MAX_PIXELS:,}; 0: no limit)')
+  build.add_argument('--max-aspect', type=float, default=DEFAULT_MAX_ASPECT,
+                     help='refuse images whose long side is more than this times the short one '
+                     f'(default {DEFAULT_MAX_ASPECT:g}; 0: no limit)')
   quiet.add_flag(build)
   return parser
 
 
+def _stderr_progress():
+  """Progress lines for stderr: redrawn in place on a terminal, one every 10 s in a log file."""
+  tty = sys.stderr.isatty()
+
+  def write(text: str) -> None:
+    print(('\r' + text) if tty else text, end='' if tty else '\n', file=sys.stderr, flush=True)
+    if tty and '] 100% ' in text:
+      print(file=sys.stderr)
+  return write, (0.5 if tty else 10.0)
+
+
+def _terminate(signum, frame):
+  del signum, frame
+  raise KeyboardInterrupt('terminated')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """CLI entry point; returns the exit status (0 built, 1 nothing built)."""
+  """CLI entry point; returns the exit status (0 built, 1 nothing built, 130 interrupted)."""
   args = _parser().parse_args(argv)
   log = lambda message: print(message, file=sys.stderr, flush=True)
+  progress, interval = _stderr_progress()
+  main_thread = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # As Ctrl-C.
   try:
     with quiet.logs(args.verbosity):
       report = build_catalog(
           args.source, args.data_dir, csv=args.csv, name=args.name, resolution=args.resolution,
           holdout=args.holdout, fit=args.fit, seed=args.seed, background=args.background,
-          log=log)
+          log=log, id_column=args.id_column, path_template=args.path_template,
+          attributes=args.attributes, csv_encoding=args.csv_encoding,
+          min_count=args.min_count, rare='drop' if args.drop_rare else OTHER,
+          workers=args.workers, max_pixels=args.max_pixels, max_aspect=args.max_aspect,
+          progress=progress, progress_interval=interval)
   except CatalogError as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
+  except KeyboardInterrupt:
+    print('\ninterrupted: nothing was installed, and a dataset built before is unchanged; '
+          'run the same command again to build from the start.', file=sys.stderr)
+    return EXIT_INTERRUPTED
+  finally:
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
   print(report.summary())
   return 0
 

@@ -57,7 +57,8 @@ REASONS = {
     'not_an_image': 'not an image file Pillow can identify',
     'corrupt': 'an image file whose data cannot be decoded',
     'truncated': 'an image file that ends early (incomplete download or copy)',
-    'too_large': 'more pixels than Pillow allows (decompression-bomb guard)',
+    'too_large': 'more pixels than the limit (decompression-bomb guard, checked before decoding)',
+    'bad_aspect': 'one side more than --max-aspect times the other (a strip, not a product photo)',
     'unsupported': 'an image mode that cannot be converted to RGB',
 }
 
@@ -143,8 +144,21 @@ def to_rgb(image: Image.Image, matte: Colour = WHITE) -> Image.Image:
     raise ImageError('unsupported', f'cannot convert mode {image.mode!r} to RGB ({e})') from e
 
 
+def check_header_size(image: Image.Image, max_pixels: Optional[int] = None,
+                      max_aspect: Optional[float] = None) -> None:
+  """Refuses, from the size in the file's header alone, a bomb or a strip (ImageError)."""
+  w, h = image.size
+  if max_pixels and w * h > max_pixels:
+    raise ImageError('too_large', f'{w}x{h} = {w * h:,} pixels, over the limit of '
+                     f'{max_pixels:,} (raise --max-pixels if the photo is genuine)')
+  if max_aspect and w and h and max(w, h) > max_aspect * min(w, h):
+    raise ImageError('bad_aspect', f'{w}x{h}: one side is {max(w, h) / min(w, h):.1f}x the '
+                     f'other, over --max-aspect {max_aspect:g}')
+
+
 def decode_image(data: bytes, matte: Colour = WHITE,
-                 draft_size: Optional[int] = None) -> Image.Image:
+                 draft_size: Optional[int] = None, max_pixels: Optional[int] = None,
+                 max_aspect: Optional[float] = None) -> Image.Image:
   """Encoded bytes -> upright 'RGB' PIL image (first frame), or ImageError.
 
   Args:
@@ -152,6 +166,7 @@ def decode_image(data: bytes, matte: Colour = WHITE,
     matte: colour that transparent pixels are composited on.
     draft_size: if set, JPEGs may be decoded at a reduced DCT scale, keeping both sides
       >= draft_size (only a speed-up; pass >= 3x the output size to keep full quality).
+    max_pixels, max_aspect: limits checked on the header's size, before any pixel is decoded.
   """
   if not data:
     raise ImageError('empty', 'the file has 0 bytes')
@@ -159,11 +174,14 @@ def decode_image(data: bytes, matte: Colour = WHITE,
   ImageFile.LOAD_TRUNCATED_IMAGES = False  # A truncated file must fail, not be grey-filled.
   try:
     try:
-      image = Image.open(io.BytesIO(data))
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # We check below.
+        image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as e:
       raise ImageError('not_an_image', 'Pillow cannot identify the file as an image') from e
     except Image.DecompressionBombError as e:
       raise ImageError('too_large', str(e)) from e
+    check_header_size(image, max_pixels, max_aspect)
     try:
       if draft_size and image.format == 'JPEG':
         image.draft(None, (draft_size, draft_size))

@@ -35,10 +35,15 @@ class DatasetSpec:
 
 
 def open_dataset(name: str, data_dir: Optional[str] = None,
-                 attributes: Optional[Sequence[str]] = None, prepare: bool = True) -> DatasetSpec:
+                 attributes: Optional[Sequence[str]] = None, prepare: bool = True,
+                 expected: Optional[Vocabulary] = None) -> DatasetSpec:
   """Opens (and if needed builds/downloads) a TFDS dataset and reads its attribute vocabulary.
 
   Every ClassLabel feature becomes a conditioning attribute (or those named in `attributes`).
+  expected: the vocabulary a run was trained with. When the dataset's newest version has other
+  attributes (synthetic_products 1.1.0 added `material`) and `name` pins no version, the newest
+  version whose vocabulary is `expected` is opened instead, so older runs resume and evaluate
+  on the data they were trained on.
   """
   try:
     builder = tfds.builder(name, data_dir=data_dir)
@@ -47,6 +52,12 @@ def open_dataset(name: str, data_dir: Optional[str] = None,
                      'name (e.g. synthetic_products, fashion_mnist) or build your catalogue with '
                      '`python -m gan.data.catalog build --source DIR --data-dir OUT` and pass '
                      '--config.data.name=catalog --config.data.data_dir=OUT.') from e
+  vocabulary = _vocabulary(builder, name, attributes)
+  if expected is not None and _same(vocabulary, expected):
+    vocabulary = expected  # The run's attribute order (TFDS may list features in another).
+  elif expected is not None and ':' not in name:
+    builder, vocabulary = _version_with(builder, name, data_dir, attributes, expected,
+                                        (builder, vocabulary))
   if prepare:
     builder.download_and_prepare()
   features = builder.info.features
@@ -54,6 +65,11 @@ def open_dataset(name: str, data_dir: Optional[str] = None,
   if not image_keys:
     raise ValueError(f'Dataset {name!r} has no image feature (features: {", ".join(features)}).')
   image_key = IMAGE_KEY if IMAGE_KEY in image_keys else image_keys[0]
+  return DatasetSpec(builder, vocabulary, image_key)
+
+
+def _vocabulary(builder, name: str, attributes: Optional[Sequence[str]]) -> Vocabulary:
+  features = builder.info.features
   labels = {k: tuple(f.names) for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)}
   if attributes is not None:
     unknown = [a for a in attributes if a not in labels]
@@ -61,7 +77,31 @@ def open_dataset(name: str, data_dir: Optional[str] = None,
       raise ValueError(f'Attributes {unknown} are not ClassLabel features of {name!r}; '
                        f'available: {", ".join(labels) or "(none)"}.')
     labels = {a: labels[a] for a in attributes}
-  return DatasetSpec(builder, Vocabulary.from_dict(labels), image_key)
+  return Vocabulary.from_dict(labels)
+
+
+def _same(a: Vocabulary, b: Vocabulary) -> bool:
+  """The same attributes with the same values, in any attribute order."""
+  return dict(a.attributes) == dict(b.attributes)
+
+
+def _version_with(builder, name, data_dir, attributes, expected, default):
+  """(builder, vocabulary) of the newest other version of `builder` whose vocabulary is
+  `expected`, else `default`."""
+  for version in sorted(builder.versions, reverse=True):
+    if version == builder.version:
+      continue
+    older = tfds.builder(f'{name}:{version}', data_dir=data_dir)
+    try:
+      vocabulary = _vocabulary(older, name, attributes)
+    except ValueError:
+      continue
+    if _same(vocabulary, expected):
+      from absl import logging
+      logging.info('Dataset %s: the run was trained on version %s (attributes %s); using it.',
+                   name, version, ', '.join(expected.names))
+      return older, expected
+  return default
 
 
 def _decode(spec: DatasetSpec, resolution: int):

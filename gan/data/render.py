@@ -12,11 +12,12 @@ every product fits inside roughly [-0.8, 0.8]^2 of its local frame.
 """
 import collections
 import functools
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from gan import registry
+from gan.data import materials
 
 CATEGORIES: Tuple[str, ...] = (
     't-shirt', 'trousers', 'dress', 'handbag', 'sneaker', 'mug', 'bottle', 'lamp')
@@ -40,6 +41,8 @@ COLOURS: 'collections.OrderedDict[str, Tuple[int, int, int]]' = collections.Orde
 ])
 
 PATTERNS: Tuple[str, ...] = ('solid', 'striped', 'dotted', 'checked')
+
+MATERIALS: Tuple[str, ...] = materials.MATERIALS
 
 _F = np.float32
 _SHADE_GAIN = 1.08
@@ -359,15 +362,19 @@ def _check(name, value, n):
 
 
 def render_product_with_mask(category: int, colour: int, pattern: int,
-                             rng: np.random.Generator, size: int = 64):
+                             rng: np.random.Generator, size: int = 64,
+                             material: Optional[int] = None):
   """Renders one product photo and returns (image uint8 [size,size,3], coverage float32 [size,size]).
 
   The coverage is the anti-aliased product silhouette (1 inside, 0 on the background); it
-  lets tests and tools pick the product pixels.
+  lets tests and tools pick the product pixels. material: an index into MATERIALS, or None for
+  the plain satin look of synthetic_products 1.0.0 (rendered exactly as that version was).
   """
   _check('category', category, len(CATEGORIES))
   _check('colour', colour, len(COLOURS))
   _check('pattern', pattern, len(PATTERNS))
+  if material is not None:
+    _check('material', material, len(MATERIALS))
   if not isinstance(size, (int, np.integer)) or size < 8:
     raise ValueError(f'size must be an int >= 8, got {size!r}.')
 
@@ -415,6 +422,19 @@ def render_product_with_mask(category: int, colour: int, pattern: int,
     albedo = base + alpha[..., None] * (second - base)
   light = rng.uniform(-np.pi, 0.0)           # light from somewhere above
   strength = rng.uniform(0.1, 0.22)
+  if material is None:
+    prod = _satin(albedo, x, y, sdf, tone, light, strength, rng)
+  else:
+    surface = materials.Surface(x, y, sdf, pix_local, tone, light, strength)
+    prod = materials.shade(material, albedo, surface, rng)
+
+  cov = coverage[..., None]
+  img = img + cov * (prod - img)
+  return np.round(img).astype(np.uint8), coverage
+
+
+def _satin(albedo, x, y, sdf, tone, light, strength, rng):
+  """The one surface of synthetic_products 1.0.0: a soft gradient, rounded edges, a faint sheen."""
   lit = (np.cos(light) * x + np.sin(light) * y).astype(_F)
   # The gain keeps the mean brightness of the product near its catalogue colour, so the
   # colour label stays the nearest palette entry to what is seen.
@@ -422,14 +442,10 @@ def render_product_with_mask(category: int, colour: int, pattern: int,
   shade = (_SHADE_GAIN + strength * lit) * tone * edges
   sheen = _F(rng.uniform(0.04, 0.1)) * np.maximum(lit, 0.0) ** 2
   prod = albedo * shade[..., None] + (255.0 - albedo) * sheen[..., None]
-  prod = np.clip(prod, 0.0, 255.0)
-
-  cov = coverage[..., None]
-  img = img + cov * (prod - img)
-  return np.round(img).astype(np.uint8), coverage
+  return np.clip(prod, 0.0, 255.0)
 
 
 def render_product(category: int, colour: int, pattern: int, rng: np.random.Generator,
-                   size: int = 64) -> np.ndarray:
+                   size: int = 64, material: Optional[int] = None) -> np.ndarray:
   """Renders one product photo as uint8 [size, size, 3]; deterministic given rng's state."""
-  return render_product_with_mask(category, colour, pattern, rng, size)[0]
+  return render_product_with_mask(category, colour, pattern, rng, size, material)[0]
