@@ -97,8 +97,8 @@ def test_discriminator_heads_follow_the_config():
 
 
 @pytest.mark.parametrize('field,value,match', [
-    ('model.generator', 'stylegan9', 'Valid generator names: dcgan'),
-    ('model.discriminator', 'x', 'Valid discriminator names: dcgan'),
+    ('model.generator', 'stylegan9', 'Valid generator names: biggan, dcgan'),
+    ('model.discriminator', 'x', 'Valid discriminator names: biggan, dcgan'),
     ('model.d_norm', 'layer', "Valid d_norm names: batch, spectral, none"),
     ('model.upsample_impl', 'magic', 'Valid upsampling implementation names'),
 ])
