@@ -307,7 +307,9 @@ def test_exception_mid_decode_leaves_old_dataset_and_no_leftovers(tmp_path, monk
 
 
 _SLOW_BUILD = textwrap.dedent('''
-    import sys, time
+    import signal, sys, time
+    # A terminal's Ctrl-C: pytest-xdist workers ignore SIGINT, and an ignored SIGINT is inherited.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from gan.data import catalog, catalog_decode
     real = catalog_decode.Staged.append
     def slow(self, data):  # In the parent, while the workers keep decoding.

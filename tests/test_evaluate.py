@@ -104,7 +104,7 @@ def test_classifier_is_cached_and_keyed_by_settings(run, monkeypatch):
   workdir, config, spec, _, evaluator = run
   cache = os.path.join(workdir, rundir.EVAL_CLASSIFIER)
   names = sorted(os.listdir(cache))
-  prefix = 'synthetic_products_tiny_1.0.0_16px'
+  prefix = f'synthetic_products_tiny_{spec.builder.version}_16px'
   assert {f'{prefix}.msgpack', f'{prefix}.json', f'{prefix}.key.json'} <= set(names), names
   assert any(n.startswith(f'{prefix}.features-') for n in names), names
 
@@ -146,7 +146,7 @@ def _ignoring_latent(state, latent_dim):
 
 
 def test_generator_that_ignores_z_is_scored_collapsed_and_never_best(run, tmp_path):
-  _, config, _, state, evaluator = run
+  _, config, spec, state, evaluator = run
   assert not config.model.latent_in_every_layer  # z enters through the first layer only
   scalars = evaluator.evaluate(state)
   collapsed = evaluator.evaluate(_ignoring_latent(state, config.model.latent_dim))
@@ -154,7 +154,8 @@ def test_generator_that_ignores_z_is_scored_collapsed_and_never_best(run, tmp_pa
   assert collapsed['eval/diversity/feature'] < 1e-3, collapsed
   assert scalars['eval/diversity/pixel'] > 0.05, scalars
   diversity_labels = evaluator.reference.diversity_labels
-  assert evaluator.evaluators['diversity'].inputs[0].shape == (len(diversity_labels) * 24, 3)
+  assert evaluator.evaluators['diversity'].inputs[0].shape == (len(diversity_labels) * 24,
+                                                               len(spec.vocabulary))
   assert len(diversity_labels) == 8  # eval.diversity_conditions
   # Intra-FID and the diversity gate: a collapsed checkpoint is never kept as best.
   assert settings.best_metric(config) == 'eval/intra_fid/mean'

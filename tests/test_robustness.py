@@ -105,6 +105,7 @@ def test_damaged_latest_checkpoint_falls_back_and_is_kept(tfds_dir, tmp_path, ho
   train.train_and_evaluate(config, workdir)
   _damage(os.path.join(workdir, 'checkpoints', '4'), how)
   caplog.set_level('INFO')
+  caplog.set_level('INFO', logger='absl')  # Whatever level an earlier test left absl's logger at.
   # A half-written step directory of a killed save is ignored too.
   os.makedirs(os.path.join(workdir, 'checkpoints', '6.orbax-checkpoint-tmp-1234'))
   config.num_train_steps = 6
