@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from gan import rundir
+from gan.processes import pid_alive
 
 # A lock whose owner has not refreshed it for this long is considered abandoned (another host may
 # own it, so we cannot check its pid; the owner refreshes at every log step and at least hourly).
@@ -29,17 +30,6 @@ class WorkdirLockedError(RuntimeError):
 
 class IncompatibleConfigError(ValueError):
   pass
-
-
-def pid_alive(pid: int) -> bool:
-  """Whether a process with this pid runs on this host."""
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except OSError:  # e.g. PermissionError: it exists but is someone else's.
-    return True
-  return True
 
 
 class WorkdirLock:

@@ -14,6 +14,8 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from gan.processes import pid_alive
+
 VERSION = '1.0.0'
 SHARD_BYTES = 256 << 20  # ~256 MiB of encoded examples per TFRecord shard.
 
@@ -79,18 +81,6 @@ def write_tfds(version_dir: str, name: str, features, splits: Dict[str, np.ndarr
       split=f'{next(iter(splits))}[:1]', read_config=tfds.ReadConfig(try_autocache=False))))
   if tuple(first['image'].shape) != features['image'].shape:
     raise RuntimeError(f'image re-read with shape {first["image"].shape}.')
-
-
-def pid_alive(pid: int) -> bool:
-  """Whether a process with this pid runs on this host. (gan.workdir has the same, but importing
-  it loads TensorFlow, which a build needs only once it writes.)"""
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except OSError:  # e.g. PermissionError: it exists but is someone else's.
-    return True
-  return True
 
 
 def work_folder(data_dir: str, name: str) -> str:
