@@ -49,6 +49,8 @@ def get_config():
                                        # skip-z), not only to the first layer: keeps z in charge of variety.
   config.model.aux_classifier = True   # D also classifies each attribute (AC-GAN heads); used by
                                        # aux_classifier_weight. Conditional models only.
+  config.model.aux_head_features = 'last'  # dcgan: what those heads read: 'last' (the pooled 4x4 map) or
+                                       # 'all' (the pooled maps of every layer: fine texture such as pattern).
   config.model.upsample_impl = 'default'    # Transposed-conv implementation (speed only; same parameters).
   config.model.downsample_impl = 'default'  # Strided-conv implementation (speed only; same parameters).
   # biggan only (gan/models/biggan.py; G and D both): width, per-size multipliers, attention, dtype.

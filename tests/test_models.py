@@ -96,6 +96,32 @@ def test_discriminator_heads_follow_the_config():
   assert out.shape == (2,)  # no heads: just the logit
 
 
+def test_heads_can_read_every_layer():
+  config = default.get_config()
+  config.data.resolution = 16
+  config.model.d_width = 4
+  config.model.aux_head_features = 'all'
+  _, d, state = _state(config, (5, 3))
+  assert state.d_params['classify_0']['kernel'].shape == (4 + 8, 5)  # both layers' pooled maps
+  x = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 16, 3))
+  labels = jnp.zeros((2, 2), jnp.int32)
+  variables = {'params': state.d_params, 'batch_stats': state.d_batch_stats}
+  _, (logits_a, logits_b) = d.apply(variables, x, labels, train=False)
+  assert logits_a.shape == (2, 5) and logits_b.shape == (2, 3)
+  # The first layer's features reach the heads directly, not only through the deeper layers.
+  first = state.d_params['classify_0']['kernel'][:4]
+  assert float(jnp.abs(first).sum()) > 0
+
+
+@pytest.mark.parametrize('model', ['dcgan', 'biggan'])
+def test_aux_head_features_is_checked_at_build_time(model):
+  config = default.get_config()
+  config.model.generator = config.model.discriminator = model
+  config.model.aux_head_features = 'everything' if model == 'dcgan' else 'all'
+  with pytest.raises(ValueError, match='aux_head_features'):
+    build_models(config, (2,))
+
+
 @pytest.mark.parametrize('field,value,match', [
     ('model.generator', 'stylegan9', 'Valid generator names: biggan, dcgan'),
     ('model.discriminator', 'x', 'Valid discriminator names: biggan, dcgan'),

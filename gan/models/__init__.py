@@ -28,11 +28,15 @@ def _dcgan_discriminator(m, resolution, num_classes, axis_name):
   if m.d_norm not in dcgan.D_NORMS:
     raise ValueError(f'Unknown discriminator normalisation {m.d_norm!r}. '
                      f'Valid d_norm names: {", ".join(dcgan.D_NORMS)}.')
+  if m.get('aux_head_features', 'last') not in dcgan.AUX_HEAD_FEATURES:
+    raise ValueError(f'Unknown model.aux_head_features {m.aux_head_features!r}. '
+                     f'Valid: {", ".join(dcgan.AUX_HEAD_FEATURES)}.')
   dcgan.num_resampling_layers(resolution)
   return dcgan.DCGANDiscriminator(
       resolution=resolution, width=m.d_width, num_classes=num_classes, norm=m.d_norm,
       downsample_impl=m.downsample_impl, axis_name=axis_name,
-      aux_classifier=bool(m.get('aux_classifier', False) and num_classes))
+      aux_classifier=bool(m.get('aux_classifier', False) and num_classes),
+      aux_head_features=m.get('aux_head_features', 'last'))
 
 
 def _dtype(m):
@@ -58,6 +62,9 @@ def _biggan_generator(m, resolution, num_classes, axis_name):
 @DISCRIMINATORS.register('biggan')
 def _biggan_discriminator(m, resolution, num_classes, axis_name):
   del axis_name  # No BatchNorm in D.
+  if m.get('aux_head_features', 'last') != 'last':
+    raise ValueError('model.aux_head_features applies to the dcgan discriminator only; biggan\'s '
+                     'heads read its last block. Leave it at \'last\'.')
   return biggan.BigGANDiscriminator(
       resolution=resolution, width=m.ch, num_classes=num_classes,
       channel_multipliers=_multipliers(m), attention_resolution=m.attention_resolution,
