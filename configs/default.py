@@ -90,6 +90,8 @@ def get_config():
   config.optim.d_b1 = 0.5
   config.optim.d_b2 = 0.999
   config.optim.warmup_steps = 0        # Linear learning-rate warm-up (both networks).
+  config.optim.decay_fraction = 0.0    # Linear decay of both learning rates to 0 over this last fraction
+                                       # of num_train_steps (0 = constant after the warm-up).
   config.ema_decay = 0.999             # EMA of G's weights; the EMA generator is used for all sampling.
   config.ema_start_step = 0            # EMA copies G exactly until this step.
 

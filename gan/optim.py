@@ -3,17 +3,40 @@ import ml_collections
 import optax
 
 
-def learning_rate_schedule(lr: float, warmup_steps: int) -> optax.Schedule:
+def learning_rate_schedule(lr: float, warmup_steps: int = 0, num_steps: int = 0,
+                           decay_fraction: float = 0.0) -> optax.Schedule:
+  """Linear warm-up from 0, constant, then (decay_fraction > 0) linear decay to 0 over the last
+  decay_fraction of num_steps. A pure function of the step, so resuming is exact."""
+  if not 0.0 <= decay_fraction <= 1.0:
+    raise ValueError(f'optim.decay_fraction must be in [0, 1], got {decay_fraction}.')
+  decay_steps = int(round(decay_fraction * num_steps))
+  decay_start = num_steps - decay_steps
+  if decay_steps and warmup_steps > decay_start:
+    raise ValueError(f'optim.warmup_steps ({warmup_steps}) runs into the decay, which starts at '
+                     f'step {decay_start}: shorten one of them.')
+  pieces, boundaries = [], []
   if warmup_steps > 0:
-    return optax.linear_schedule(0.0, lr, warmup_steps)
-  return optax.constant_schedule(lr)
+    pieces.append(optax.linear_schedule(0.0, lr, warmup_steps))
+    boundaries.append(warmup_steps)
+  if decay_steps:
+    if decay_start > warmup_steps:
+      pieces.append(optax.constant_schedule(lr))
+      boundaries.append(decay_start)
+    pieces.append(optax.linear_schedule(lr, 0.0, decay_steps))
+  else:
+    pieces.append(optax.constant_schedule(lr))
+  if len(pieces) == 1:
+    return pieces[0]
+  return optax.join_schedules(pieces, boundaries[:len(pieces) - 1])
 
 
 def build_optimizers(config: ml_collections.ConfigDict):
   """Returns ((g_tx, g_schedule), (d_tx, d_schedule)): Adam per network, betas from config."""
   o = config.optim
-  g_schedule = learning_rate_schedule(o.g_lr, o.warmup_steps)
-  d_schedule = learning_rate_schedule(o.d_lr, o.warmup_steps)
+  schedule_args = dict(warmup_steps=o.warmup_steps, num_steps=config.num_train_steps,
+                       decay_fraction=o.get('decay_fraction', 0.0))
+  g_schedule = learning_rate_schedule(o.g_lr, **schedule_args)
+  d_schedule = learning_rate_schedule(o.d_lr, **schedule_args)
   g_tx = optax.adam(g_schedule, b1=o.g_b1, b2=o.g_b2)
   d_tx = optax.adam(d_schedule, b1=o.d_b1, b2=o.d_b2)
   return (g_tx, g_schedule), (d_tx, d_schedule)

@@ -145,8 +145,9 @@ def check_and_save_config(workdir: str, config, allow_config_change: bool = Fals
   path = os.path.join(workdir, rundir.CONFIG)
   current = flatten(json.loads(config.to_json_best_effort()))
   if has_checkpoint and tf.io.gfile.exists(path):
-    with tf.io.gfile.GFile(path) as f:
-      saved = flatten(json.loads(f.read()))
+    # An older run's file lacks fields added since; they take today's defaults (which keep the
+    # old behaviour), as every tool reading the run does.
+    saved = flatten(json.loads(rundir.load_config(workdir).to_json_best_effort()))
     diffs = config_differences(saved, current)
     if diffs and not allow_config_change:
       lines = '\n'.join(f'  {k}: checkpoint has {a!r}, this run asks for {b!r}'

@@ -1,5 +1,6 @@
 """Never lose a run: exact resume after SIGKILL, damaged checkpoints, divergence, locks, configs."""
 import glob
+import json
 import os
 import random
 import shutil
@@ -248,3 +249,28 @@ def test_incompatible_config_is_refused_with_the_differing_fields(tfds_dir, tmp_
   with pytest.raises(workdir_lib.IncompatibleConfigError, match='data.data_dir'):
     train.train_and_evaluate(moved, workdir)
   assert int(train.train_and_evaluate(moved, workdir, allow_config_change=True).step) == 4
+
+
+def test_a_run_saved_before_a_field_existed_still_resumes(tfds_dir, tmp_path):
+  """A field added since (its default keeps the old behaviour) is no config change."""
+  workdir = str(tmp_path / 'run')
+  config = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0, 'num_train_steps': 2})
+  train.train_and_evaluate(config, workdir)
+  path = os.path.join(workdir, rundir.CONFIG)
+  with open(path) as f:
+    saved = json.load(f)
+  del saved['model']['aux_head_features']  # As written by a version without it.
+  with open(path, 'w') as f:
+    json.dump(saved, f)
+  config.num_train_steps = 4
+  assert int(train.train_and_evaluate(config, workdir).step) == 4
+  # A field the old run did have, changed, is still refused.
+  with open(path) as f:
+    saved = json.load(f)
+  del saved['model']['aux_head_features']
+  saved['model']['g_width'] = 16
+  with open(path, 'w') as f:
+    json.dump(saved, f)
+  config.num_train_steps = 6
+  with pytest.raises(workdir_lib.IncompatibleConfigError, match='model.g_width'):
+    train.train_and_evaluate(config, workdir)
