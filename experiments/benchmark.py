@@ -99,7 +99,6 @@ def time_interleaved(contestants, n_steps: int, warmup: int, rounds: int):
 
 
 def pipeline_images_per_second(batch: int, n_batches: int = 50) -> float:
-  import tensorflow_datasets as tfds
   from gan.data import pipeline
   config = dcgan_products.get_config()
   config.batch_size = batch
@@ -122,6 +121,32 @@ def torch_own_process(args) -> float:
   out = subprocess.run([sys.executable, '-c', code], cwd=root, capture_output=True, text=True,
                        check=True)
   return float(out.stdout.strip().splitlines()[-1])
+
+
+def report(per_round, contestants, gflops, roofline, torch_own, compared):
+  """Prints images/s, GFLOP/s against the roofline and, for `compared`, the ratio to the peer.
+
+  Returns each contestant's median images/s (the peer's left out)."""
+  results = {name: float(np.median(v)) for name, v in per_round.items()}
+  torch_ips = results.pop('torch', None)
+  if torch_ips:
+    print(f'torch_reference_images_per_second: {torch_ips:.1f}')
+    print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
+  for name, ips in results.items():
+    batch = contestants[name][1]
+    print(f'[{name}] images_per_second: {ips:.1f} (steps_per_second: {ips / batch:.2f})')
+    achieved = gflops[name] * ips / batch
+    if jax.default_backend() == 'cpu':
+      print(f'[{name}] XLA GFLOP/step: {gflops[name]:.2f}, achieved {achieved:.1f} GFLOP/s = '
+            f'{achieved / roofline:.2f} of roofline')
+    else:  # Measured on an H200: 0.9 "GFLOP" for a step of ~160 GFLOP of convolutions.
+      print(f'[{name}] GFLOP/s not reported on {jax.default_backend()}: XLA\'s cost analysis '
+            'leaves out the convolutions it hands to cuDNN')
+    if torch_ips and name in compared:
+      rounds = [o / t for o, t in zip(per_round[name], per_round['torch'])]
+      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f} (rounds {min(rounds):.2f}-'
+            f'{max(rounds):.2f}; own process: {ips / torch_own:.2f})')
+  return results
 
 
 def main():
@@ -147,7 +172,7 @@ def main():
   if not args.no_tune_malloc:
     runtime.tune_malloc()
   if args.model == 'biggan':
-    return biggan_bench.run(args, matmul_roofline_gflops, make_train_step, time_interleaved)
+    return biggan_bench.run(args, matmul_roofline_gflops, make_train_step, time_interleaved, report)
 
   print(f'jax {jax.__version__} on {jax.devices()[0].platform} x{jax.local_device_count()}, '
         f'{os.cpu_count()} CPU cores, batch {args.batch}, impl {args.impl}')
@@ -185,27 +210,8 @@ def main():
             f'{config.model.g_width}, D width {config.model.d_width}')
 
   per_round = time_interleaved(contestants, args.steps, args.warmup, args.rounds)
-  results = {name: float(np.median(v)) for name, v in per_round.items()}
-  torch_ips = results.pop('torch', None)
-  if torch_ips:
-    print(f'torch_reference_images_per_second: {torch_ips:.1f}')
-    print(f'torch_reference_images_per_second_own_process: {torch_own:.1f}')
-  for name, ips in results.items():
-    batch = contestants[name][1]
-    print(f'[{name}] images_per_second: {ips:.1f}')
-    if not classic[name]:
-      print(f'[{name}] steps_per_second: {ips / batch:.2f}')
-    achieved = gflops[name] * ips / batch
-    if jax.default_backend() == 'cpu':
-      print(f'[{name}] XLA GFLOP/step: {gflops[name]:.2f}, achieved {achieved:.1f} GFLOP/s = '
-            f'{achieved / roofline:.2f} of roofline')
-    else:  # Measured on an H200: 0.9 "GFLOP" for a step of ~160 GFLOP of convolutions.
-      print(f'[{name}] GFLOP/s not reported on {jax.default_backend()}: XLA\'s cost analysis '
-            'leaves out the convolutions it hands to cuDNN')
-    if torch_ips and classic[name]:
-      rounds = [o / t for o, t in zip(per_round[name], per_round['torch'])]
-      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f} (rounds {min(rounds):.2f}-'
-            f'{max(rounds):.2f}; own process: {ips / torch_own:.2f})')
+  results = report(per_round, contestants, gflops, roofline, torch_own,
+                   compared=[n for n in classic if classic[n]])
   if not args.skip_pipeline:
     pipe = pipeline_images_per_second(args.batch)
     print(f'input_pipeline_images_per_second: {pipe:.1f} '

@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 import jax
-import numpy as np
 
 from configs import biggan_products, default
 
@@ -68,7 +67,7 @@ def peer_own_process(path: str, args) -> float:
   return float(re.search(r'([0-9.]+) img/s', out).group(1))
 
 
-def run(args, roofline_fn, make_train_step, time_interleaved):
+def run(args, roofline_fn, make_train_step, time_interleaved, report):
   print(f'jax {jax.__version__} on {jax.devices()[0].platform} x{jax.local_device_count()}, '
         f'{os.cpu_count()} CPU cores, biggan: batch {args.batch}, ch {args.ch}, '
         f'{args.classes} classes')
@@ -95,20 +94,5 @@ def run(args, roofline_fn, make_train_step, time_interleaved):
         f'{c.data.resolution} px')
 
   per_round = time_interleaved(contestants, args.steps, args.warmup, args.rounds)
-  results = {name: float(np.median(v)) for name, v in per_round.items()}
-  torch_ips = results.pop('torch', None)
-  if torch_ips:
-    print(f'torch_reference_images_per_second: {torch_ips:.1f}')
-    print(f'torch_reference_images_per_second_own_process: {peer_own:.1f}')
-  for name, ips in results.items():
-    batch = contestants[name][1]
-    print(f'[{name}] images_per_second: {ips:.1f} (steps_per_second: {ips / batch:.2f})')
-    achieved = gflops[name] * ips / batch
-    if jax.default_backend() == 'cpu':
-      print(f'[{name}] XLA GFLOP/step: {gflops[name]:.2f}, achieved {achieved:.1f} GFLOP/s = '
-            f'{achieved / roofline:.2f} of roofline')
-    if torch_ips and name == 'peer_network':
-      rounds = [o / t for o, t in zip(per_round[name], per_round['torch'])]
-      print(f'[{name}] ratio_vs_torch: {ips / torch_ips:.2f} (rounds {min(rounds):.2f}-'
-            f'{max(rounds):.2f}; own process: {ips / peer_own:.2f})')
+  report(per_round, contestants, gflops, roofline, peer_own, compared=['peer_network'])
   print(f'peak_rss_mb: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}')

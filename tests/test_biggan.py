@@ -10,7 +10,7 @@ from configs import biggan_catalog, biggan_products, biggan_products_128
 from gan import train
 from gan.models import biggan, build_models, toomcook
 from tests.conftest import tiny_config
-from tests.test_steps import ATOL, _run, _setup
+from tests.test_steps import _run, assert_one_and_eight_devices_agree
 
 NUM_CLASSES = (3, 4)
 
@@ -160,18 +160,7 @@ def test_fast_resampling_convs_equal_upsample_or_pool_around_the_3x3_conv(shape)
 
 
 def test_one_device_and_eight_devices_give_the_same_parameters():
-  config = biggan_config()
-  one, m1 = _run(config, 1)
-  eight, m8 = _run(config, 8)
-  assert int(one.step) == int(eight.step) == 2
-  for a, b in zip(jax.tree_util.tree_leaves(one), jax.tree_util.tree_leaves(eight)):
-    np.testing.assert_allclose(a, b, atol=ATOL, rtol=1e-4)
-  for k in m1:
-    np.testing.assert_allclose(m1[k], m8[k], atol=1e-4, rtol=1e-4)
-  fresh, _ = _setup(config)
-  moved = [float(np.max(np.abs(a - b))) for a, b in
-           zip(jax.tree_util.tree_leaves(fresh.g_params), jax.tree_util.tree_leaves(one.g_params))]
-  assert max(moved) > 1e-4
+  fresh, one = assert_one_and_eight_devices_agree(biggan_config())
   # Spectral-norm vectors are state, updated by the step (and so checkpointed with it).
   assert any(float(np.max(np.abs(a - b))) > 0 for a, b in zip(
       jax.tree_util.tree_leaves(fresh.d_batch_stats), jax.tree_util.tree_leaves(one.d_batch_stats)))

@@ -46,15 +46,9 @@ def _run(config, num_devices, num_steps=2):
 ATOL = 2e-5
 
 
-@pytest.mark.parametrize('overrides', [
-    {},  # DCGAN: batch-norm D (cross-replica BN), non-saturating loss.
-    # Spectral-norm D, hinge loss, two D steps per G step; z in every conditional BN.
-    {'model.d_norm': 'spectral', 'loss': 'hinge', 'd_steps_per_g_step': 2,
-     'model.latent_in_every_layer': True},
-])
-def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
+def assert_one_and_eight_devices_agree(config):
+  """Two steps on 1 and on 8 devices give the same state and metrics; returns (fresh, trained)."""
   assert jax.local_device_count() >= 8, 'conftest forces 8 CPU devices'
-  config = tiny_config(**overrides)
   one, m1 = _run(config, 1)
   eight, m8 = _run(config, 8)
   assert int(one.step) == int(eight.step) == 2
@@ -67,6 +61,17 @@ def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
   moved = [float(np.max(np.abs(a - b))) for a, b in
            zip(jax.tree_util.tree_leaves(fresh.g_params), jax.tree_util.tree_leaves(one.g_params))]
   assert max(moved) > 1e-4
+  return fresh, one
+
+
+@pytest.mark.parametrize('overrides', [
+    {},  # DCGAN: batch-norm D (cross-replica BN), non-saturating loss.
+    # Spectral-norm D, hinge loss, two D steps per G step; z in every conditional BN.
+    {'model.d_norm': 'spectral', 'loss': 'hinge', 'd_steps_per_g_step': 2,
+     'model.latent_in_every_layer': True},
+])
+def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
+  assert_one_and_eight_devices_agree(tiny_config(**overrides))
 
 
 def test_auxiliary_classifier_loss_is_reported_and_optional():
