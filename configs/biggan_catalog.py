@@ -11,7 +11,8 @@ from configs import biggan_products, catalog
 def get_config():
   config = catalog.get_config()
   products = biggan_products.get_config()
-  for field in ('model', 'optim', 'loss', 'batch_size', 'attribute_dropout', 'ema_decay'):
+  for field in ('model', 'optim', 'loss', 'batch_size', 'attribute_dropout', 'ema_decay',
+                'mode_seeking_weight'):
     config[field] = products[field]
   config.diffaug = 'translation,cutout'
   config.num_train_steps = 20_000

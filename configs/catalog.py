@@ -15,4 +15,8 @@ def get_config():
   config.data.augment = ('flip', 'zoom(max_scale=1.1)')
   config.num_train_steps = 20_000
   config.eval_every_steps = 5000
+  # Variety within a condition, as in configs/dcgan_products.py: without these the generator
+  # draws one image per condition (experiments/RESULTS.md, "Diversity"; real photos too).
+  config.model.latent_in_every_layer = True
+  config.mode_seeking_weight = 1.0
   return config
