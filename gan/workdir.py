@@ -139,6 +139,13 @@ def config_differences(saved: Dict, current: Dict) -> Dict[str, Tuple[object, ob
   return diffs
 
 
+def _as_flags(diffs: Dict[str, Tuple[object, object]]) -> str:
+  """The command-line overrides that give back the checkpoint's values."""
+  def value(v):
+    return f'"{tuple(v)!r}"' if isinstance(v, list) else str(v)
+  return ' '.join(f'--config.{k}={value(saved)}' for k, (saved, _) in diffs.items())
+
+
 def check_and_save_config(workdir: str, config, allow_config_change: bool = False,
                           has_checkpoint: bool = False) -> None:
   """Refuses to resume a workdir whose checkpoints came from an incompatible config."""
@@ -154,8 +161,9 @@ def check_and_save_config(workdir: str, config, allow_config_change: bool = Fals
                         for k, (a, b) in diffs.items())
       raise IncompatibleConfigError(
           f'The workdir {workdir} holds checkpoints of a run with a different config:\n{lines}\n'
-          'Use another --workdir, or pass --allow-config-change to resume anyway (only safe if '
-          'the parameter shapes still match).')
+          f'To continue that run as it was trained, add {_as_flags(diffs)}; or use another '
+          '--workdir for the new config; or pass --allow-config-change to resume anyway (only '
+          'safe if the parameter shapes still match).')
     if diffs:
       logging.warning('Resuming with changed config fields (allowed): %s', diffs)
   rundir.save_config(workdir, config)

@@ -241,8 +241,9 @@ def test_incompatible_config_is_refused_with_the_differing_fields(tfds_dir, tmp_
   changed = tiny_config(**{'data.data_dir': tfds_dir, 'sample_every_steps': 0,
                            'num_train_steps': 4, 'model.g_width': 16})
   with pytest.raises(workdir_lib.IncompatibleConfigError,
-                     match=r'model.g_width: checkpoint has 8, this run asks for 16'):
+                     match=r'model.g_width: checkpoint has 8, this run asks for 16') as info:
     train.train_and_evaluate(changed, workdir)
+  assert 'add --config.model.g_width=8' in str(info.value)  # How to continue the old run.
   # Moving the dataset is flagged too, and allowed explicitly.
   moved = tiny_config(**{'data.data_dir': tfds_dir + '/', 'sample_every_steps': 0,
                          'num_train_steps': 4})
