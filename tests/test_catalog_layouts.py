@@ -102,6 +102,15 @@ def test_kaggle_layout_with_min_count(tmp_path, capsys):
     # 60x80 portrait padded: white side bands of (16 - 12) / 2 = 2 px.
     assert (image[:, :2] == 255).all() and (image[:, -2:] == 255).all()
 
+  # Every process (every host of a run) numbers the attributes alike, whatever order TFDS reads
+  # the features back in (it differs with the string hash seed).
+  code = ('import sys; from gan import quiet; from gan.data import pipeline; '
+          'print(",".join(pipeline.open_dataset("fashion", sys.argv[1]).vocabulary.names))')
+  orders = {subprocess.run([sys.executable, '-c', code, out], capture_output=True, text=True,
+                           check=True, cwd=REPO, env=dict(os.environ, PYTHONHASHSEED=str(seed))
+                           ).stdout.strip().splitlines()[-1] for seed in range(3)}
+  assert orders == {'article_type,base_colour,usage'}, orders
+
   # --drop-rare: the images with a rare value are skipped and named, no 'other' appears.
   report = catalog.build_catalog(source, out, csv=f'{source}/styles.csv', name='fashion_drop',
                                  resolution=R, holdout=0, workers=1, id_column='id',

@@ -1,4 +1,5 @@
 """Evaluator, its settings and registry, BestCheckpoint and the gan.evaluate CLI on a tiny run."""
+import dataclasses
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import pytest
 from gan import checkpoint, evaluate, rundir, train
 from gan.best_checkpoint import BestCheckpoint
 from gan.data import pipeline
+from gan.data import vocab as vocab_lib
 from gan.evaluation import classifier, evaluators, settings
 from gan.evaluation import evaluator as evaluator_lib
 from tests.conftest import tiny_config
@@ -117,6 +119,12 @@ def test_classifier_is_cached_and_keyed_by_settings(run, monkeypatch):
   with pytest.raises(AssertionError, match='retrained'):  # other settings: a new classifier
     evaluator_lib.Evaluator(_config(config.data.data_dir, **{'eval.classifier_steps': 151}), spec,
                             workdir)
+  # The same attributes in another order: the judge's output columns would be read wrongly.
+  reordered = dataclasses.replace(spec, vocabulary=vocab_lib.Vocabulary.from_dict(
+      dict(reversed(spec.vocabulary.attributes))))
+  assert reordered.vocabulary.names != spec.vocabulary.names
+  with pytest.raises(AssertionError, match='retrained'):
+    evaluator_lib.Evaluator(config, reordered, workdir)
 
 
 def test_bad_eval_settings_raise(run):

@@ -71,6 +71,11 @@ def open_dataset(name: str, data_dir: Optional[str] = None,
 def _vocabulary(builder, name: str, attributes: Optional[Sequence[str]]) -> Vocabulary:
   features = builder.info.features
   labels = {k: tuple(f.names) for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)}
+  if not _declared_feature_order(builder):
+    # A dataset read back from its files (a built catalogue) lists its features in a different
+    # order in every process (TFDS keeps them in a hash-ordered set): sort them, so every host of
+    # a run, and every run of one catalogue, numbers the attributes alike.
+    labels = dict(sorted(labels.items()))
   if attributes is not None:
     unknown = [a for a in attributes if a not in labels]
     if unknown:
@@ -78,6 +83,12 @@ def _vocabulary(builder, name: str, attributes: Optional[Sequence[str]]) -> Voca
                        f'available: {", ".join(labels) or "(none)"}.')
     labels = {a: labels[a] for a in attributes}
   return Vocabulary.from_dict(labels)
+
+
+def _declared_feature_order(builder) -> bool:
+  """Whether the builder is a dataset class whose code declares its features in order (not one
+  TFDS rebuilt from a data directory's files)."""
+  return not isinstance(builder, tfds.core.read_only_builder.ReadOnlyBuilder)
 
 
 def _same(a: Vocabulary, b: Vocabulary) -> bool:

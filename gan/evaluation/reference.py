@@ -112,7 +112,9 @@ class Reference:
   def classifier_key(self) -> dict:
     """What the cached classifier was trained on; any difference retrains it."""
     return {'dataset': self.spec.builder.info.full_name, 'resolution': self.resolution,
-            'attributes': {n: list(self.vocab.values(n)) for n in self.judged_names},
+            # A list, not a dict: the judge's outputs follow this order (a dict compares equal
+            # in any order, and a judge trained in another order would read the wrong columns).
+            'attributes': [[n, list(self.vocab.values(n))] for n in self.judged_names],
             'train_split': self.config.data.train_split, 'num_train': self.num_train,
             'seed': self.seed, **self.classifier_settings}
 
