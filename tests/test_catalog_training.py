@@ -25,7 +25,7 @@ def test_built_catalogue_trains_with_diffaugment(tmp_path):
 
   config = small_catalog.get_config()
   config.data.name, config.data.data_dir, config.data.resolution = 'my_shop', data_dir, 16
-  config.batch_size, config.num_train_steps = 8, 2
+  config.batch_size, config.num_train_steps = 16, 2  # 2 per device: mode seeking pairs them.
   config.model.g_width = config.model.d_width = config.model.embed_dim = 8
   config.model.latent_dim = 16
   config.log_every_steps = config.sample_every_steps = config.checkpoint_every_steps = 2
