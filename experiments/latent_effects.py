@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from gan.control import generation, latents, loading, output
+from gan.control import generation, loading, output
 from gan.evaluation import metrics
 
 DEFAULT_CONDITIONS = (
@@ -74,8 +74,8 @@ def measure(run, condition: str, num: int, seed: int, out_dir, data_dir=None) ->
   row['interp_max_step'] = float(max(np.mean(np.abs(frames[i + 1] - frames[i]))
                                      for i in range(len(frames) - 1)))
   if out_dir:
-    slug = condition.replace('category=', '').replace('colour=', '').replace('pattern=', '')
-    slug = slug.replace(',', '_')
+    # 'category=mug,colour=teal,...' -> 'mug_teal_...': the values, whatever the attributes.
+    slug = '_'.join(part.split('=', 1)[-1] for part in condition.split(','))
     cols = int(np.ceil(np.sqrt(num)))
     output.save_grid(images, os.path.join(out_dir, f'{slug}_samples.png'), cols=cols)
     output.save_grid(path, os.path.join(out_dir, f'{slug}_interpolation.png'), cols=len(path))
