@@ -27,7 +27,7 @@ def learning_rate_schedule(lr: float, warmup_steps: int = 0, num_steps: int = 0,
     pieces.append(optax.constant_schedule(lr))
   if len(pieces) == 1:
     return pieces[0]
-  return optax.join_schedules(pieces, boundaries[:len(pieces) - 1])
+  return optax.join_schedules(pieces, boundaries)  # One boundary between each two pieces.
 
 
 def build_optimizers(config: ml_collections.ConfigDict):

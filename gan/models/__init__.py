@@ -28,15 +28,16 @@ def _dcgan_discriminator(m, resolution, num_classes, axis_name):
   if m.d_norm not in dcgan.D_NORMS:
     raise ValueError(f'Unknown discriminator normalisation {m.d_norm!r}. '
                      f'Valid d_norm names: {", ".join(dcgan.D_NORMS)}.')
-  if m.get('aux_head_features', 'last') not in dcgan.AUX_HEAD_FEATURES:
-    raise ValueError(f'Unknown model.aux_head_features {m.aux_head_features!r}. '
+  heads_read = m.get('aux_head_features', 'last')
+  if heads_read not in dcgan.AUX_HEAD_FEATURES:
+    raise ValueError(f'Unknown model.aux_head_features {heads_read!r}. '
                      f'Valid: {", ".join(dcgan.AUX_HEAD_FEATURES)}.')
   dcgan.num_resampling_layers(resolution)
   return dcgan.DCGANDiscriminator(
       resolution=resolution, width=m.d_width, num_classes=num_classes, norm=m.d_norm,
       downsample_impl=m.downsample_impl, axis_name=axis_name,
       aux_classifier=bool(m.get('aux_classifier', False) and num_classes),
-      aux_head_features=m.get('aux_head_features', 'last'))
+      aux_head_features=heads_read)
 
 
 def _dtype(m):

@@ -114,7 +114,7 @@ class DCGANDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, labels, train: bool = True):
-    pooled_per_layer = []
+    pooled_per_layer = []  # Filled for aux_head_features='all' only.
     n_down = num_resampling_layers(self.resolution)
     downsampler = _impl(downconv.DOWNSAMPLERS, self.downsample_impl, downconv.DEFAULT_DOWNSAMPLER)
     h = x
@@ -126,7 +126,8 @@ class DCGANDiscriminator(nn.Module):
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                          axis_name=self.axis_name if train else None, name=f'bn_{i}')(h)
       h = nn.leaky_relu(h, 0.2)
-      pooled_per_layer.append(jnp.mean(h, axis=(1, 2)))
+      if self.aux_head_features == 'all':
+        pooled_per_layer.append(jnp.mean(h, axis=(1, 2)))
     # The final 4x4 valid convolution to one logit is a dense layer on the flattened 4x4 map.
     out = self._apply(nn.Dense(1, use_bias=False, kernel_init=_INIT, name='logit'),
                       h.reshape(h.shape[0], -1), train, 'sn_logit')[:, 0]
@@ -138,8 +139,8 @@ class DCGANDiscriminator(nn.Module):
       return out
     # 'all': the mean of every layer's map, so a head also sees fine texture (a 5 px check
     # against a dot) that the coarse 4x4 map has mostly averaged away.
-    pooled = (pooled_per_layer[-1] if self.aux_head_features == 'last'
-              else jnp.concatenate(pooled_per_layer, axis=-1))
+    pooled = (jnp.concatenate(pooled_per_layer, axis=-1) if pooled_per_layer
+              else features / (h.shape[1] * h.shape[2]))  # the last map's mean over positions
     class_logits = tuple(nn.Dense(n, kernel_init=_INIT, name=f'classify_{a}')(pooled)
                          for a, n in enumerate(self.num_classes))
     return out, class_logits
