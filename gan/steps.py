@@ -76,11 +76,13 @@ def pair_conditions(labels):
 
 
 def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_schedule,
-                    num_classes, augment_fn=None) -> Callable:
+                    num_classes, augment_fn=None, attribute_names=()) -> Callable:
   """Returns train_step(state, batch) -> (state, metrics), to be pmapped over axis 'batch'.
 
   batch: {'image': float32 [b, H, W, 3] in [-1, 1], 'labels': int32 [b, A]} (this device's part).
   augment_fn(images, key) -> images: DiffAugment applied to everything D sees (None = off).
+  attribute_names: names for the per-attribute metrics (d_heads_real_acc/NAME, d_heads_fake_acc/
+  NAME: how often D's AC heads read the attribute on real images and on G's fakes); default 0, 1, ...
   """
   loss = losses_lib.LOSSES.get(config.loss)
   num_classes = tuple(num_classes) if config.model.conditional else ()
@@ -94,6 +96,12 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   check_aux_classifier_config(config)
   aux_weight = config.aux_classifier_weight if num_classes else 0.0
   ms_weight = check_mode_seeking_config(config)
+  head_names = tuple(attribute_names) or tuple(str(a) for a in range(len(num_classes)))
+
+  def head_accuracy(prefix, class_logits, labels):
+    """Per-device accuracies of D's heads (averaged over devices with the other metrics)."""
+    accuracies = losses_lib.attribute_accuracy(class_logits, labels, num_classes)
+    return {f'{prefix}/{name}': acc for name, acc in zip(head_names, accuracies)}
 
   def g_forward(g_params, g_stats, z, labels):
     fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,
@@ -127,6 +135,7 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
         class_loss = losses_lib.attribute_cross_entropy(real_classes, true_labels, num_classes)
         total += aux_weight * class_loss
         aux['d_class_loss'] = class_loss
+        aux.update(head_accuracy('d_heads_real_acc', real_classes, true_labels))
       # Penalties run D without keeping its statistics updates: they probe D, not train its BN.
       d_plain = lambda x, lab: d_forward(params, stats, x, lab)[0]
       if gp_weight:
@@ -186,6 +195,7 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
         class_loss = losses_lib.attribute_cross_entropy(class_logits, labels_fake, num_classes)
         total += aux_weight * class_loss
         aux['g_class_loss'] = class_loss
+        aux.update(head_accuracy('d_heads_fake_acc', class_logits, labels_fake))
       if ms_weight:  # Two latents, one condition: different images (MSGAN).
         ratio = losses_lib.mode_seeking_ratio(fake_images[:half], fake_images[half:2 * half],
                                               z[:half], z[half:2 * half],

@@ -172,7 +172,8 @@ def _train(config, workdir, allow_config_change, lock):
 
   tf_augment, step_augment = make_augment_fns(config, vocabulary)
   train_step = steps.make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule,
-                                     d_schedule, num_classes, augment_fn=step_augment)
+                                     d_schedule, num_classes, augment_fn=step_augment,
+                                     attribute_names=vocabulary.names)
   p_train_step = steps.pmap_train_step(train_step)
   batches = parallel.prefetch_to_devices(pipeline.sharded_batches(pipeline.train_dataset(
       spec, config, start_step=start_step, augment_fn=tf_augment)), config.data.prefetch)

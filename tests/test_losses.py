@@ -63,3 +63,15 @@ def test_attribute_cross_entropy_by_hand_skips_unspecified():
   assert float(losses.attribute_cross_entropy(logits, none, (2, 3))) == 0.0
   grads = jax.grad(lambda l: losses.attribute_cross_entropy(l, none, (2, 3)))(logits)
   assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in grads)
+
+
+def test_attribute_accuracy_counts_specified_labels_only():
+  logits = (jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
+            jnp.array([[0.0, 0.0, 3.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
+  labels = jnp.array([[0, 2], [0, 3], [2, 0]])  # (2, 3) are 'unspecified' for (2, 3) classes
+  # Attribute 0: rows 0 (right) and 1 (wrong) are specified -> 1/2. Attribute 1: rows 0 (right)
+  # and 2 (wrong) -> 1/2. All unspecified -> 0, not a division by zero.
+  got = losses.attribute_accuracy(logits, labels, (2, 3))
+  np.testing.assert_allclose([float(a) for a in got], [0.5, 0.5])
+  none = losses.attribute_accuracy(logits, jnp.array([[2, 3]] * 3), (2, 3))
+  assert [float(a) for a in none] == [0.0, 0.0]

@@ -77,8 +77,13 @@ def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
 def test_auxiliary_classifier_loss_is_reported_and_optional():
   _, with_aux = _run(tiny_config(), 2, num_steps=1)
   assert with_aux['d_class_loss'] > 0 and with_aux['g_class_loss'] > 0
+  # D's heads' accuracy per attribute, on real images and on G's fakes, named by index by default.
+  for prefix in ('d_heads_real_acc', 'd_heads_fake_acc'):
+    for a in range(len(NUM_CLASSES)):
+      assert 0.0 <= with_aux[f'{prefix}/{a}'] <= 1.0
   _, without = _run(tiny_config(aux_classifier_weight=0.0), 2, num_steps=1)
   assert 'd_class_loss' not in without and 'g_class_loss' not in without
+  assert not any(k.startswith('d_heads_') for k in without)
   with pytest.raises(ValueError, match='aux_classifier=True'):
     _setup(tiny_config(**{'model.aux_classifier': False}))
 

@@ -37,6 +37,9 @@ def test_train_writes_summaries_checkpoints_grids_and_resumes(tfds_dir, tmp_path
   assert [e.step for e in acc.Tensors('g_loss')] == [2, 4]
   assert {'samples/category_x_colour', 'samples/category_x_pattern',
           'samples/category_x_material'} <= tags
+  # What D's attribute heads read, by attribute name (on real images and on G's fakes).
+  assert {f'd_heads_{kind}_acc/{name}' for kind in ('real', 'fake')
+          for name in ('category', 'colour', 'pattern', 'material')} <= tags
 
   assert checkpoint.Checkpointer(workdir).steps() == [2, 4]
   vocab = Vocabulary.load(workdir)
