@@ -78,19 +78,20 @@ def attribute_cross_entropy(class_logits, labels, num_classes):
   return total / (labels.shape[0] * len(num_classes))
 
 
-def attribute_accuracy(class_logits, labels, num_classes):
-  """Per attribute, the fraction of specified labels the heads' argmax reads right (a tuple).
+def attribute_hits(class_logits, labels, num_classes):
+  """Per attribute, (right, specified): how many specified labels the heads' argmax reads right,
+  and how many labels are specified. Counts, so that sums over devices give exact accuracies.
 
   What D's AC heads can read bounds what the AC term can teach G: an attribute they read no
   better on real images than chance gives G no signal for it.
   """
-  accuracies = []
+  counts = []
   for a, (logits, n) in enumerate(zip(class_logits, num_classes)):
     label = labels[:, a]
     specified = label < n
-    hits = jnp.logical_and(jnp.argmax(logits, axis=-1) == label, specified)
-    accuracies.append(jnp.sum(hits) / jnp.maximum(jnp.sum(specified), 1))
-  return tuple(accuracies)
+    right = jnp.logical_and(jnp.argmax(logits, axis=-1) == label, specified)
+    counts.append((jnp.sum(right), jnp.sum(specified)))
+  return tuple(counts)
 
 
 def average_pool(images, factor: int):

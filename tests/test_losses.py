@@ -65,13 +65,12 @@ def test_attribute_cross_entropy_by_hand_skips_unspecified():
   assert all(float(jnp.max(jnp.abs(g))) == 0.0 for g in grads)
 
 
-def test_attribute_accuracy_counts_specified_labels_only():
+def test_attribute_hits_count_specified_labels_only():
   logits = (jnp.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
             jnp.array([[0.0, 0.0, 3.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
   labels = jnp.array([[0, 2], [0, 3], [2, 0]])  # (2, 3) are 'unspecified' for (2, 3) classes
-  # Attribute 0: rows 0 (right) and 1 (wrong) are specified -> 1/2. Attribute 1: rows 0 (right)
-  # and 2 (wrong) -> 1/2. All unspecified -> 0, not a division by zero.
-  got = losses.attribute_accuracy(logits, labels, (2, 3))
-  np.testing.assert_allclose([float(a) for a in got], [0.5, 0.5])
-  none = losses.attribute_accuracy(logits, jnp.array([[2, 3]] * 3), (2, 3))
-  assert [float(a) for a in none] == [0.0, 0.0]
+  # Attribute 0: rows 0 (right) and 1 (wrong) are specified. Attribute 1: rows 0 (right), 2 (wrong).
+  got = losses.attribute_hits(logits, labels, (2, 3))
+  assert [(int(r), int(t)) for r, t in got] == [(1, 2), (1, 2)]
+  none = losses.attribute_hits(logits, jnp.array([[2, 3]] * 3), (2, 3))
+  assert [(int(r), int(t)) for r, t in none] == [(0, 0), (0, 0)]
