@@ -7,9 +7,9 @@ Tuned for that budget: within a fixed number of CPU-minutes, GAN quality grows w
 updates, so this run takes small steps. Batch 32 and a half-width discriminator (D width 32: a
 quarter of its FLOPs, 0.66 M parameters) run 4 steps/s where the classic batch-64, width-64 pair
 runs 1.1, so 6300 steps fit where 1700 did. The generator keeps the classic width 64.
-Measured (experiments/RESULTS.md, session 10, two seeds, step 6300): FID 9.0 / 9.7, variety 0.97-0.99
-of the catalogue's within a condition, control one-requested category 0.99-1.00, colour
-0.99-1.00, pattern 0.83-0.86, material 0.59-0.63. `experiments/benchmark.py` still measures the
+Measured (experiments/RESULTS.md, session 11, two seeds, step 6300): FID 5.9 / 6.6, variety 1.07-1.14
+of the catalogue's within a condition, control one-requested category 1.00, colour 1.00,
+pattern 0.90-0.95, material 0.70-0.73. `experiments/benchmark.py` still measures the
 classic DCGAN for speed.
 """
 from configs import default
