@@ -32,9 +32,9 @@ def get_config():
   config.model.latent_in_every_layer = True
   config.mode_seeking_weight = 1.0
   # AC-GAN's own balance, weight 1 per attribute: the AC loss is a mean over the 4 attributes, so
-  # 1.0 gave each a quarter of it, too little for what D's heads learn slowly (real material was
-  # read 0.38 of the time at step 2100, chance 0.25). 4.0 raised pattern and material control in
-  # both seeds (experiments/RESULTS.md, session 11).
+  # 1.0 gave each a quarter of it. 4.0 raised pattern and material control in both seeds
+  # (experiments/RESULTS.md, session 11); D's heads still learn material slowly (even at 4.0 they
+  # read it on real images 0.38 of the time at step 2100, chance 0.25).
   config.aux_classifier_weight = 4.0
   # EMA horizon ~200 steps (6,400 images): long enough to average out step noise, short enough
   # to follow a generator that still improves quickly at the end of a short run.

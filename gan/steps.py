@@ -101,9 +101,10 @@ def make_train_step(config, generator, discriminator, g_tx, d_tx, g_schedule, d_
   def head_accuracy(prefix, class_logits, labels):
     """Accuracies of D's heads over the global batch (counts summed over devices first, so a
     device with fewer specified labels weighs less, as on one device)."""
-    counts = losses_lib.attribute_hits(class_logits, labels, num_classes)
-    return {f'{prefix}/{name}': jax.lax.psum(right, AXIS) / jnp.maximum(jax.lax.psum(total, AXIS), 1)
-            for name, (right, total) in zip(head_names, counts)}
+    counts = jax.lax.psum(jnp.array(losses_lib.attribute_hits(class_logits, labels, num_classes)),
+                          AXIS)  # [attributes, (right, specified)]: one collective per call
+    accuracies = counts[:, 0] / jnp.maximum(counts[:, 1], 1)
+    return {f'{prefix}/{name}': acc for name, acc in zip(head_names, accuracies)}
 
   def g_forward(g_params, g_stats, z, labels):
     fake, updates = generator.apply({'params': g_params, 'batch_stats': g_stats}, z, labels,
