@@ -49,8 +49,10 @@ def get_config():
                                        # skip-z), not only to the first layer: keeps z in charge of variety.
   config.model.aux_classifier = True   # D also classifies each attribute (AC-GAN heads); used by
                                        # aux_classifier_weight. Conditional models only.
-  config.model.aux_head_features = 'last'  # dcgan: what those heads read: 'last' (the pooled 4x4 map) or
-                                       # 'all' (the pooled maps of every layer: fine texture such as pattern).
+  config.model.aux_head_features = 'last'  # dcgan: what those heads read: 'last' (the pooled 4x4 map),
+                                       # 'all' (the pooled maps of every layer: fine texture such as pattern)
+                                       # or 'own' (a small conv net of their own beside D's trunk).
+  config.model.aux_net_width = 16      # dcgan, 'own': first-stage channels of that net (x1, x2, x4, x8).
   config.model.upsample_impl = 'default'    # Transposed-conv implementation (speed only; same parameters).
   config.model.downsample_impl = 'default'  # Strided-conv implementation (speed only; same parameters).
   # biggan only (gan/models/biggan.py; G and D both): width, per-size multipliers, attention, dtype.
@@ -89,6 +91,7 @@ def get_config():
   config.optim.g_b2 = 0.999
   config.optim.d_b1 = 0.5
   config.optim.d_b2 = 0.999
+  config.optim.aux_lr_scale = 1.0      # D's attribute heads (and their own net) learn at this times d_lr.
   config.optim.warmup_steps = 0        # Linear learning-rate warm-up (both networks).
   config.optim.decay_fraction = 0.0    # Linear decay of both learning rates to 0 over this last fraction
                                        # of num_train_steps (0 = constant after the warm-up).

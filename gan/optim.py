@@ -1,6 +1,9 @@
 """The two optax optimisers (generator, discriminator) from the config."""
+import jax
 import ml_collections
 import optax
+
+from gan.models import interface
 
 
 def learning_rate_schedule(lr: float, warmup_steps: int = 0, num_steps: int = 0,
@@ -39,4 +42,22 @@ def build_optimizers(config: ml_collections.ConfigDict):
   d_schedule = learning_rate_schedule(o.d_lr, **schedule_args)
   g_tx = optax.adam(g_schedule, b1=o.g_b1, b2=o.g_b2)
   d_tx = optax.adam(d_schedule, b1=o.d_b1, b2=o.d_b2)
+  scale = float(o.get('aux_lr_scale', 1.0))
+  if scale <= 0:
+    raise ValueError(f'optim.aux_lr_scale must be > 0, got {scale}.')
+  if scale != 1.0:  # Plain Adam otherwise, so existing checkpoints keep their optimiser state.
+    d_tx = with_head_learning_rate(d_tx, lambda step: scale * d_schedule(step), o)
   return (g_tx, g_schedule), (d_tx, d_schedule)
+
+
+def with_head_learning_rate(d_tx, head_schedule, o) -> optax.GradientTransformation:
+  """D's optimiser with its own Adam for the attribute heads (interface.is_attribute_head).
+
+  The heads only classify real images; at D's rate (tuned for the real/fake game) they learn a
+  fine attribute slowly, and what they cannot read, the AC term cannot teach G.
+  """
+  def labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: 'heads' if interface.is_attribute_head(path) else 'rest', params)
+  return optax.multi_transform(
+      {'rest': d_tx, 'heads': optax.adam(head_schedule, b1=o.d_b1, b2=o.d_b2)}, labels)

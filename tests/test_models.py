@@ -6,7 +6,7 @@ import pytest
 from configs import default
 from gan import optim
 from gan import state as state_lib
-from gan.models import build_models
+from gan.models import build_models, interface
 from gan.models.dcgan import DCGANGenerator
 
 # The classic PyTorch DCGAN (nz=100, ngf=ndf=64) has exactly these parameter counts.
@@ -111,6 +111,51 @@ def test_heads_can_read_every_layer():
   # The first layer's features reach the heads directly, not only through the deeper layers.
   first = state.d_params['classify_0']['kernel'][:4]
   assert float(jnp.abs(first).sum()) > 0
+
+
+def test_heads_can_have_a_network_of_their_own():
+  """'own': the heads read a small conv net that shares nothing with D's trunk, so the class
+  logits do not move with the trunk's weights and the real/fake logit not with the net's."""
+  config = default.get_config()
+  config.data.resolution = 16
+  config.model.d_width = 4
+  config.model.aux_head_features = 'own'
+  config.model.aux_net_width = 2
+  _, d, state = _state(config, (5, 3))
+  assert state.d_params['classify_0']['kernel'].shape == (2 * 8, 5)  # the net's last stage
+  x = jax.random.normal(jax.random.PRNGKey(1), (4, 16, 16, 3))
+  labels = jnp.zeros((4, 2), jnp.int32)
+
+  def outputs(params):
+    (logit, class_logits), _ = d.apply({'params': params, 'batch_stats': state.d_batch_stats}, x,
+                                       labels, train=True, mutable=['batch_stats'])
+    return jnp.sum(logit), sum(jnp.sum(c ** 2) for c in class_logits)
+
+  logit_grads = jax.grad(lambda p: outputs(p)[0])(state.d_params)
+  class_grads = jax.grad(lambda p: outputs(p)[1])(state.d_params)
+  norm = lambda tree: float(sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree_util.tree_leaves(tree)))
+  assert norm(class_grads['classify_net']) > 0 and norm(class_grads['down_0']) == 0
+  assert norm(logit_grads['down_0']) > 0 and norm(logit_grads['classify_net']) == 0
+
+
+@pytest.mark.parametrize('model', ['dcgan', 'biggan'])
+def test_heads_are_found_by_the_interface(model):
+  """interface.is_attribute_head marks the heads (and their own net), and nothing else."""
+  config = default.get_config()
+  config.data.resolution = 16
+  config.model.generator = config.model.discriminator = model
+  config.model.d_width, config.model.ch = 4, 4
+  if model == 'dcgan':
+    config.model.aux_head_features = 'own'
+    config.model.aux_net_width = 2
+  _, _, state = _state(config, (5, 3))
+  marked = jax.tree_util.tree_flatten_with_path(state.d_params)[0]
+  heads = {jax.tree_util.keystr(p) for p, _ in marked if interface.is_attribute_head(p)}
+  assert any('classify_0' in h for h in heads) and any('classify_1' in h for h in heads)
+  assert all('classify' in h for h in heads)
+  assert len(heads) < len(marked)  # the trunk, the logit and the projection are not heads
+  if model == 'dcgan':
+    assert any('classify_net' in h for h in heads)
 
 
 @pytest.mark.parametrize('model', ['dcgan', 'biggan'])

@@ -69,6 +69,8 @@ def assert_one_and_eight_devices_agree(config):
     # Spectral-norm D, hinge loss, two D steps per G step; z in every conditional BN.
     {'model.d_norm': 'spectral', 'loss': 'hinge', 'd_steps_per_g_step': 2,
      'model.latent_in_every_layer': True},
+    # The heads' own network (cross-replica BatchNorm) with its own learning rate.
+    {'model.aux_head_features': 'own', 'model.aux_net_width': 2, 'optim.aux_lr_scale': 10.0},
 ])
 def test_one_device_and_eight_devices_give_the_same_parameters(overrides):
   assert_one_and_eight_devices_agree(tiny_config(**overrides))

@@ -37,7 +37,7 @@ def _dcgan_discriminator(m, resolution, num_classes, axis_name):
       resolution=resolution, width=m.d_width, num_classes=num_classes, norm=m.d_norm,
       downsample_impl=m.downsample_impl, axis_name=axis_name,
       aux_classifier=bool(m.get('aux_classifier', False) and num_classes),
-      aux_head_features=heads_read)
+      aux_head_features=heads_read, aux_net_width=int(m.get('aux_net_width', 16)))
 
 
 def _dtype(m):

@@ -33,7 +33,7 @@ import numpy as np
 from jax import lax
 
 from gan.models import downconv, toomcook, upconv
-from gan.models.interface import FEATURES, INTERMEDIATES
+from gan.models.interface import ATTRIBUTE_HEADS, FEATURES, INTERMEDIATES
 from gan.models.layers import AttributeEmbedding, ProjectionHead
 
 _INIT = nn.initializers.orthogonal()
@@ -394,6 +394,7 @@ class BigGANDiscriminator(nn.Module):
       return out
     pooled = features / (h.shape[1] * h.shape[2])  # the mean over positions
     class_logits = tuple(
-        _sn(nn.Dense(n, kernel_init=_INIT, name=f'classify_{a}'), f'sn_classify_{a}', train,
+        _sn(nn.Dense(n, kernel_init=_INIT, name=f'{ATTRIBUTE_HEADS}_{a}'),
+            f'sn_{ATTRIBUTE_HEADS}_{a}', train,
             pooled) for a, n in enumerate(self.num_classes))
     return out, class_logits

@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan.models import downconv, upconv
-from gan.models.interface import FEATURES, INTERMEDIATES
-from gan.models.layers import AttributeEmbedding, ConditionalBatchNorm, ProjectionHead
+from gan.models.interface import ATTRIBUTE_HEADS, FEATURES, INTERMEDIATES
+from gan.models.layers import (AttributeEmbedding, AttributeNetwork, ConditionalBatchNorm,
+                               ProjectionHead)
 
 _INIT = nn.initializers.normal(0.02)  # DCGAN's N(0, 0.02) weight init.
 
@@ -92,8 +93,9 @@ class DCGANGenerator(nn.Module):
     return jnp.tanh(h)
 
 
-# Which features the AC-GAN heads read: the pooled last map, or the pooled maps of every layer.
-AUX_HEAD_FEATURES = ('last', 'all')
+# Which features the AC-GAN heads read: the pooled last map, the pooled maps of every layer, or a
+# small network of their own (layers.AttributeNetwork) that shares nothing with the trunk.
+AUX_HEAD_FEATURES = ('last', 'all', 'own')
 
 
 class DCGANDiscriminator(nn.Module):
@@ -111,6 +113,7 @@ class DCGANDiscriminator(nn.Module):
   axis_name: Optional[str] = None
   aux_classifier: bool = False  # Also return per-attribute class logits (AC-GAN heads).
   aux_head_features: str = 'last'  # What the heads read: one of AUX_HEAD_FEATURES.
+  aux_net_width: int = 16  # First-stage channels of the heads' own network ('own').
 
   @nn.compact
   def __call__(self, x, labels, train: bool = True):
@@ -139,9 +142,14 @@ class DCGANDiscriminator(nn.Module):
       return out
     # 'all': the mean of every layer's map, so a head also sees fine texture (a 5 px check
     # against a dot) that the coarse 4x4 map has mostly averaged away.
-    pooled = (jnp.concatenate(pooled_per_layer, axis=-1) if pooled_per_layer
-              else features / (h.shape[1] * h.shape[2]))  # the last map's mean over positions
-    class_logits = tuple(nn.Dense(n, kernel_init=_INIT, name=f'classify_{a}')(pooled)
+    if self.aux_head_features == 'own':
+      pooled = AttributeNetwork(self.aux_net_width, axis_name=self.axis_name,
+                                name=f'{ATTRIBUTE_HEADS}_net')(x, train)
+    elif pooled_per_layer:
+      pooled = jnp.concatenate(pooled_per_layer, axis=-1)
+    else:
+      pooled = features / (h.shape[1] * h.shape[2])  # the last map's mean over positions
+    class_logits = tuple(nn.Dense(n, kernel_init=_INIT, name=f'{ATTRIBUTE_HEADS}_{a}')(pooled)
                          for a, n in enumerate(self.num_classes))
     return out, class_logits
 

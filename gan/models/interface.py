@@ -27,6 +27,9 @@ Discriminator (a flax linen Module):
   resolution: int      side of the images it judges.
   __call__(x, labels, train) -> logits [N], or (logits, class_logits) with one [N, num_classes[a]]
       array per attribute when it has AC-GAN heads.
+  Attribute heads: parameters with a module on their path whose name contains ATTRIBUTE_HEADS
+      ('classify') are the AC-GAN heads and what only they read (dcgan's own attribute network);
+      the optimiser may give them their own learning rate (optim.aux_lr_scale).
   Named features: its own __call__ sows its feature maps, shallow to deep, as
       `self.sow('intermediates', 'features', h)` (FEATURES below; read with `d_features`). The
       inversion's feature loss compares them. Sowing costs nothing when the collection is not
@@ -40,6 +43,7 @@ import numpy as np
 
 INTERMEDIATES = 'intermediates'
 FEATURES = 'features'
+ATTRIBUTE_HEADS = 'classify'
 
 GENERATOR_FIELDS = ('latent_dim', 'resolution', 'bn_momentum')
 GENERATOR_METHODS = ('latent_weight',)
@@ -116,3 +120,8 @@ def d_features(discriminator, variables, images, labels) -> List[jax.Array]:
                      f"__call__ must call self.sow('{INTERMEDIATES}', '{FEATURES}', h) for each "
                      f'block output. {_SEE}')
   return list(features)
+
+
+def is_attribute_head(path) -> bool:
+  """Whether a D parameter (its key path, as jax.tree_util gives it) belongs to the heads."""
+  return any(ATTRIBUTE_HEADS in str(getattr(k, 'key', k)) for k in path)
