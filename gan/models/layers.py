@@ -87,9 +87,10 @@ class AttributeNetwork(nn.Module):
   D's trunk is shaped by the real/fake game and learns a fine attribute such as material slowly
   (its heads read real material 0.38 of the time at step 2100, chance 0.25; experiments/RESULTS.md,
   session 11), while a classifier with full-resolution 3x3 stages reads it 0.94 after 1000 steps.
-  This one is such a classifier. GroupNorm, not BatchNorm: it keeps no statistics, so D's pass over
-  fakes (whose class logits the D update does not use) is dropped by the compiler, and the heads
-  read one image the same way in training and evaluation.
+  This one is such a classifier (3x3 conv-BatchNorm-ReLU, its own weights). BatchNorm because
+  the GroupNorm/leaky-ReLU version of it learned pattern and material not at all in 1000 steps
+  (RESULTS.md, session 12). Its running statistics also see D's pass over fakes; training never
+  reads them (D runs in training mode), only eval-mode uses of D do.
   """
   width: int = 16
   stages: Sequence[int] = (1, 2, 4, 8)  # Channel multiplier per stage; each stage halves the size.
