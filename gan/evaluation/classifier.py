@@ -38,6 +38,7 @@ import optax
 from flax.training import train_state
 
 from gan import rundir
+from gan.models.layers import ConvBlock
 
 FILE_FORMAT = 'productgan.attribute_classifier'
 FILE_VERSION = 1
@@ -46,18 +47,6 @@ STAGE_MULTIPLIERS = (1, 2, 4, 8)
 
 
 # ----------------------------------------------------------------------------- model
-
-
-class ConvBlock(nn.Module):
-  """3x3 conv -> BatchNorm -> ReLU."""
-  features: int
-  strides: int = 1
-
-  @nn.compact
-  def __call__(self, x, train: bool):
-    x = nn.Conv(self.features, (3, 3), strides=(self.strides, self.strides), use_bias=False)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
-    return nn.relu(x)
 
 
 class AttributeClassifier(nn.Module):

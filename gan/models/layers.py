@@ -81,14 +81,28 @@ class ProjectionHead(nn.Module):
     return out
 
 
+class ConvBlock(nn.Module):
+  """3x3 conv -> BatchNorm -> ReLU (the judge's and the heads' own network's unit)."""
+  features: int
+  strides: int = 1
+  axis_name: Optional[str] = None  # Cross-replica statistics under pmap (training only).
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.Conv(self.features, (3, 3), strides=(self.strides, self.strides), use_bias=False)(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                     axis_name=self.axis_name if train else None)(x)
+    return nn.relu(x)
+
+
 class AttributeNetwork(nn.Module):
   """A small convolutional network of the AC-GAN heads' own, beside D's trunk: pooled features.
 
   D's trunk is shaped by the real/fake game and learns a fine attribute such as material slowly
   (its heads read real material 0.38 of the time at step 2100, chance 0.25; experiments/RESULTS.md,
   session 11), while a classifier with full-resolution 3x3 stages reads it 0.94 after 1000 steps.
-  This one is such a classifier (3x3 conv-BatchNorm-ReLU, its own weights). BatchNorm because
-  the GroupNorm/leaky-ReLU version of it learned pattern and material not at all in 1000 steps
+  This one is such a classifier: the judge's stages (ConvBlock), with its own weights. BatchNorm
+  because a GroupNorm/leaky-ReLU version learned pattern and material not at all in 1000 steps
   (RESULTS.md, session 12). Its running statistics also see D's pass over fakes; training never
   reads them (D runs in training mode), only eval-mode uses of D do.
   """
@@ -98,14 +112,8 @@ class AttributeNetwork(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    def block(h, features, stride):
-      h = nn.Conv(features, (3, 3), strides=(stride, stride), use_bias=False)(h)
-      h = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                       axis_name=self.axis_name if train else None)(h)
-      return nn.relu(h)
-
-    h = block(x, self.width, 1)
+    h = ConvBlock(self.width, axis_name=self.axis_name)(x, train)
     for multiplier in self.stages:
-      h = block(h, self.width * multiplier, 2)
-      h = block(h, self.width * multiplier, 1)
+      h = ConvBlock(self.width * multiplier, strides=2, axis_name=self.axis_name)(h, train)
+      h = ConvBlock(self.width * multiplier, axis_name=self.axis_name)(h, train)
     return jnp.mean(h, axis=(1, 2))
